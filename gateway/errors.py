@@ -1,0 +1,76 @@
+"""Every error a client sees is OpenAI's envelope: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+from providers.base import ProviderError
+
+
+class GatewayError(ProviderError):
+    """An error raised by the gateway itself (auth, validation, routing, limits)."""
+
+
+def invalid_request(message: str, param: str | None = None, code: str | None = None) -> GatewayError:
+    return GatewayError(400, message, "invalid_request_error", code, param)
+
+
+def authentication_failed(message: str) -> GatewayError:
+    return GatewayError(401, message, "invalid_request_error", "invalid_api_key")
+
+
+def model_not_found(model: str) -> GatewayError:
+    return GatewayError(
+        404, f"The model `{model}` does not exist or you do not have access to it.",
+        "invalid_request_error", "model_not_found", "model",
+    )
+
+
+def model_not_allowed(model: str) -> GatewayError:
+    return GatewayError(
+        403, f"This API token is not allowed to use the model `{model}`.",
+        "permission_error", "model_not_allowed", "model",
+    )
+
+
+def envelope(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+_DRF_TYPES = {
+    drf_exceptions.NotAuthenticated: (401, "invalid_request_error", "invalid_api_key"),
+    drf_exceptions.AuthenticationFailed: (401, "invalid_request_error", "invalid_api_key"),
+    drf_exceptions.PermissionDenied: (403, "permission_error", None),
+    drf_exceptions.NotFound: (404, "invalid_request_error", "not_found"),
+    drf_exceptions.MethodNotAllowed: (405, "invalid_request_error", "method_not_allowed"),
+    drf_exceptions.ParseError: (400, "invalid_request_error", "invalid_json"),
+    drf_exceptions.ValidationError: (400, "invalid_request_error", None),
+    drf_exceptions.Throttled: (429, "rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's single exception handler: every DRF view's error in OpenAI's envelope."""
+    if isinstance(exc, ProviderError):
+        response = Response(exc.to_dict(), status=exc.status)
+        if exc.retry_after:
+            response["Retry-After"] = exc.retry_after
+        return response
+    for klass, (status, type_, code) in _DRF_TYPES.items():
+        if isinstance(exc, klass):
+            detail = exc.detail
+            param = None
+            if isinstance(detail, dict) and detail:
+                param, detail = next(iter(detail.items()))
+            if isinstance(detail, list) and detail:
+                detail = detail[0]
+            response = Response(envelope(str(detail), type_, param, code), status=status)
+            if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+                response["WWW-Authenticate"] = 'Bearer realm="api"'
+            return response
+    if isinstance(exc, drf_exceptions.APIException):
+        return Response(envelope(str(exc.detail), "api_error", None, exc.default_code), status=exc.status_code)
+    return None

@@ -1,0 +1,65 @@
+"""Keeps every worker's in-process caches (tokens, registry) honest when an admin changes data.
+
+Each cache drops an entry after ``GATEWAY["CACHE_SECONDS"]``. A change saved through the ORM
+also clears the caches of the process that made it at once, and, when ``REDIS_URL`` is set,
+bumps a shared version that every worker polls once a second, so other workers and instances
+follow within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "gateway:config-version"
+_clearers: list[Callable[[], None]] = []
+
+
+def register(clear: Callable[[], None]) -> None:
+    _clearers.append(clear)
+
+
+def clear_local() -> None:
+    for clear in _clearers:
+        clear()
+
+
+def changed() -> None:
+    """Data that caches hold has changed: clear here, tell the other workers."""
+    clear_local()
+    if not settings.REDIS_URL:
+        return
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).incr(VERSION_KEY)
+    except Exception:  # a cache notice must never break an admin save; TTLs still bound staleness
+        logger.warning("could not publish the configuration change to Redis", exc_info=True)
+
+
+async def watch(interval: float = 1.0) -> None:
+    """Poll the shared version (Redis only) and clear local caches when it moves."""
+    if not settings.REDIS_URL:
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    unread = object()
+    seen: object = unread
+    try:
+        while True:
+            try:
+                version = await client.get(VERSION_KEY)
+                if seen is not unread and version != seen:
+                    clear_local()
+                seen = version
+            except Exception:
+                logger.warning("could not read the configuration version from Redis", exc_info=True)
+            await asyncio.sleep(interval)
+    finally:
+        await client.aclose()

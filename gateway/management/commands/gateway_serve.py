@@ -1,0 +1,66 @@
+"""Start the gateway: apply migrations, say what to do next, then become gunicorn (uvicorn workers)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+def gunicorn_argv(bind: str, workers: int) -> list[str]:
+    """The gunicorn command line; each setting is the one measured in bench/ (see README)."""
+    config = settings.GATEWAY
+    return [
+        sys.executable, "-m", "gunicorn", "proxy_site.asgi:application",
+        "--worker-class", "uvicorn_worker.UvicornWorker",
+        "--workers", str(workers),
+        "--bind", bind,
+        "--backlog", str(config["BACKLOG"]),
+        "--keep-alive", str(config["KEEPALIVE_SECONDS"]),
+        "--graceful-timeout", str(config["GRACEFUL_TIMEOUT"]),
+        "--timeout", "0",  # async workers heartbeat on their own; long streams are normal
+        "--access-logfile", "-" if settings.DEBUG else "/dev/null",
+        "--log-level", "warning",
+    ]
+
+
+class Command(BaseCommand):
+    help = "Apply migrations and serve the gateway with gunicorn and uvicorn workers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default=settings.GATEWAY["BIND"], help="HOST:PORT (default %(default)s)")
+        parser.add_argument("--workers", type=int, default=settings.GATEWAY["WORKERS"])
+        parser.add_argument("--no-migrate", action="store_true", help="Skip `migrate`.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+            self.stdout.write("Database is up to date.")
+        self.next_steps(options["bind"])
+        sys.stdout.flush()
+        argv = gunicorn_argv(options["bind"], options["workers"])
+        os.execv(argv[0], argv)
+
+    def next_steps(self, bind: str) -> None:
+        from django.contrib.auth import get_user_model
+
+        from gateway.models import ApiToken, ProviderAccount
+
+        url = f"http://{bind}"
+        manage = f"{sys.executable} manage.py"
+        self.stdout.write(f"Gateway starting on {url} (admin: {url}/admin/, API: {url}/v1)")
+        steps = []
+        if not get_user_model().objects.filter(is_superuser=True).exists():
+            steps.append(f"Create the first admin user:      {manage} createsuperuser")
+        if not ProviderAccount.objects.exists():
+            steps.append(f"Add a provider and a model:       {url}/admin/  or  {manage} gateway_apply FILE.yaml")
+        if not ApiToken.objects.exists():
+            steps.append(f"Issue an API token:               {manage} gateway_token create --name my-app")
+        if steps:
+            self.stdout.write("Next steps (in another terminal, from this directory):")
+            for step in steps:
+                self.stdout.write(f"  - {step}")

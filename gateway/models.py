@@ -1,0 +1,201 @@
+"""The gateway's data: teams and tokens, provider accounts, the model registry, request logs."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from gateway import crypto
+from providers.base import Account
+from providers.registry import UnknownKind, adapter_class, kind_choices
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A client credential. Only the SHA-256 digest of the secret is kept; the raw value is shown once."""
+
+    name = models.CharField(max_length=100)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="tokens")
+    prefix = models.CharField(max_length=16, editable=False, help_text="The token's first characters, for recognising it.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    allowed_models = models.TextField(
+        blank=True,
+        help_text="Model names or patterns (gpt-*, @cf/*), one per line or comma-separated. Empty: every model.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def set_new_secret(self) -> str:
+        """Give the token a fresh random secret; returns the raw value (never stored)."""
+        raw = crypto.new_token()
+        self.digest = crypto.token_digest(raw)
+        self.prefix = raw[: crypto.PREFIX_LENGTH]
+        return raw
+
+    def allowed_model_list(self) -> list[str]:
+        return [item.strip() for item in re.split(r"[,\n]", self.allowed_models) if item.strip()]
+
+
+class ProviderAccount(models.Model):
+    """One set of credentials at one upstream provider."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=40, choices=kind_choices)
+    base_url = models.URLField(blank=True, max_length=500, help_text="Empty: the kind's default URL.")
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    options = models.JSONField(default=dict, blank=True, help_text='Kind-specific, e.g. {"account_id": "..."}')
+    connect_timeout = models.FloatField(default=10.0, help_text="Seconds to open a connection.")
+    read_timeout = models.FloatField(default=300.0, help_text="Seconds to wait for the next bytes of an answer.")
+    active = models.BooleanField(default=True)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    @property
+    def is_configured(self) -> bool:
+        """Has what its kind needs to be called: a key, unless the kind works without one."""
+        try:
+            cls = adapter_class(self.kind)
+        except UnknownKind:
+            return False
+        return self.has_api_key or not cls.requires_api_key
+
+    def set_api_key(self, raw: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(raw) if raw else ""
+
+    def get_api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+    def as_account(self) -> Account:
+        """What an adapter gets: the settings of this account, with the key decrypted."""
+        return Account(self.name, self.kind, self.base_url, self.get_api_key(), dict(self.options or {}),
+                       self.connect_timeout, self.read_timeout)
+
+
+def validate_model_name(value: str) -> None:
+    if not value.strip() or value != value.strip():
+        raise ValidationError("A model name cannot be empty or start/end with spaces.")
+    if "**" in value:
+        raise ValidationError("Use a single * as the wildcard.")
+
+
+class ModelEntry(models.Model):
+    """A public model name, or a pattern such as ``gpt-*``, that clients may ask for."""
+
+    name = models.CharField(
+        max_length=200, unique=True, validators=[validate_model_name],
+        help_text="Exact name (gpt-4o-mini) or a pattern where * matches anything (gpt-*, @cf/*, *gemini*).",
+    )
+    description = models.CharField(max_length=300, blank=True)
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Default max_tokens for providers that require one."
+    )
+    input_price_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    output_price_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    is_default = models.BooleanField(default=False, help_text="Used when a request names no model.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+        verbose_name_plural = "models"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.name
+
+
+class Deployment(models.Model):
+    """Where a registry entry is served: a provider account and the upstream's model id."""
+
+    model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="deployments")
+    provider = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="deployments")
+    upstream_model = models.CharField(
+        max_length=200, blank=True, help_text="The provider's model id. Empty: the requested name is passed through."
+    )
+    weight = models.PositiveIntegerField(default=1, help_text="Share of traffic among deployments of equal priority.")
+    priority = models.IntegerField(default=0, help_text="Lower is tried first; higher ones are fallbacks.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}:{self.upstream_model or '(requested name)'}"
+
+
+class RequestLog(models.Model):
+    """One row per /v1 request, written in batches off the response path."""
+
+    created_at = models.DateTimeField(db_index=True)
+    request_id = models.CharField(max_length=64, db_index=True)
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False)
+    token_name = models.CharField(max_length=100, blank=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False)
+    session_id = models.CharField(max_length=128, blank=True, db_index=True)
+    endpoint = models.CharField(max_length=64)
+    requested_model = models.CharField(max_length=200, blank=True, db_index=True)
+    resolved_model = models.CharField(max_length=200, blank=True)
+    provider_kind = models.CharField(max_length=40, blank=True)
+    provider_account = models.CharField(max_length=100, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    usage_estimated = models.BooleanField(default=False)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
+    stream = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    request_body = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["token", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.endpoint} {self.status_code}"

@@ -1,0 +1,77 @@
+"""Checks on the request fields the gateway itself relies on; everything else passes through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.errors import invalid_request
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise invalid_request("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def optional_string(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise invalid_request(f"'{name}' must be a non-empty string.", param=name, code="invalid_type")
+    return value
+
+
+def stream_flags(body: dict[str, Any]) -> tuple[bool, bool]:
+    """(stream, include_usage) as the client asked for them."""
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise invalid_request("'stream' must be a boolean.", param="stream", code="invalid_type")
+    options = body.get("stream_options")
+    if options is None:
+        return stream, False
+    if not isinstance(options, dict):
+        raise invalid_request("'stream_options' must be an object.", param="stream_options", code="invalid_type")
+    if not stream:
+        raise invalid_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+        )
+    include_usage = options.get("include_usage", False)
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise invalid_request("'stream_options.include_usage' must be a boolean.",
+                              param="stream_options.include_usage", code="invalid_type")
+    return True, bool(include_usage)
+
+
+def chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    if messages is None:
+        raise invalid_request("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")
+    if not isinstance(messages, list):
+        raise invalid_request("'messages' must be an array of message objects.", param="messages", code="invalid_type")
+    if not messages:
+        raise invalid_request("'messages' must contain at least one message.", param="messages", code="empty_array")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid_request(f"'messages[{i}]' must be an object.", param=f"messages[{i}]", code="invalid_type")
+        role = message.get("role")
+        if not isinstance(role, str):
+            raise invalid_request(f"Missing required parameter: 'messages[{i}].role'.", param=f"messages[{i}].role",
+                                  code="missing_required_parameter")
+        if role not in ROLES:
+            raise invalid_request(
+                f"Invalid value: '{role[:40]}'. Supported values are: {', '.join(sorted(ROLES))}.",
+                param=f"messages[{i}].role", code="invalid_value",
+            )
+        content = message.get("content")
+        if content is None and not (role == "assistant" and (message.get("tool_calls") or message.get("function_call"))):
+            raise invalid_request(f"Missing required parameter: 'messages[{i}].content'.",
+                                  param=f"messages[{i}].content", code="missing_required_parameter")
+        if content is not None and not isinstance(content, str | list):
+            raise invalid_request(f"'messages[{i}].content' must be a string or an array of content parts.",
+                                  param=f"messages[{i}].content", code="invalid_type")
+    return messages

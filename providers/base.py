@@ -1,0 +1,196 @@
+"""The one small interface every provider adapter implements: pure translation, no I/O.
+
+The gateway hands an adapter the client's OpenAI-shaped request; the adapter says what HTTP
+request to send upstream (``UpstreamRequest``), and turns what comes back — a body, a stream of
+bytes, an error — into OpenAI's shapes. Sending is the gateway's job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+# Masked or whole keys that upstream error messages echo back: "sk-...abcd", "AIza...".
+_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|AIza)[-_][-_.*A-Za-z0-9]{3,}|\bAIza[-_A-Za-z0-9]{8,}")
+
+
+@dataclass(frozen=True)
+class Account:
+    """What an adapter knows about the provider account it speaks for."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str
+    options: dict[str, Any] = field(default_factory=dict)
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+
+
+@dataclass
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        prompt = int(data.get("prompt_tokens") or 0)
+        completion = int(data.get("completion_tokens") or 0)
+        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+
+
+@dataclass
+class ChatResult:
+    """A complete (non-streamed) answer, already in OpenAI's shape."""
+
+    body: bytes
+    usage: Usage | None
+
+
+class ProviderError(Exception):
+    """An error to show the client in OpenAI's envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "upstream_error",
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class StreamTranslator:
+    """Turns upstream stream bytes into OpenAI SSE bytes, and notes usage and first token."""
+
+    usage: Usage | None = None
+    first_token_seen: bool = False
+    finished: bool = False  # the upstream said the stream is complete
+
+    def feed(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> bytes:
+        """Called when the upstream body ends; returns any final bytes for the client."""
+        return b""
+
+
+class Adapter:
+    """Base class: one subclass per provider kind, registered in ``providers.registry``."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    default_base_url: ClassVar[str] = ""
+    requires_api_key: ClassVar[bool] = True
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+
+    @property
+    def base_url(self) -> str:
+        return (self.account.base_url or self.default_base_url).rstrip("/")
+
+    def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+        """The upstream request for an OpenAI chat completion body (its ``model`` already removed).
+
+        ``max_output_tokens`` is the registry's default for providers that need a limit when the
+        client sent none. A field the provider cannot honour and that changes the answer's
+        meaning raises ``ProviderError(400, ..., param=field)``.
+        """
+        raise NotImplementedError
+
+    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
+        """The upstream's 2xx body as an OpenAI ``chat.completion`` (bytes) plus its usage."""
+        raise NotImplementedError
+
+    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
+        """A translator from the upstream's stream to OpenAI ``chat.completion.chunk`` SSE events.
+
+        It must end the client's stream with ``data: [DONE]`` (and set ``finished``) once the
+        upstream says the answer is complete, and emit the usage chunk only if ``include_usage``.
+        """
+        raise NotImplementedError
+
+    def error(self, status: int, body: bytes, retry_after: str | None = None) -> ProviderError:
+        """Translate an upstream error response into the error the client sees.
+
+        The client's request problems keep their status; the upstream's own failures become
+        502/503/504, and a rejected provider key never reads as the client's 401.
+        """
+        message, type_, code, param = self.parse_error_body(body)
+        message = self.redact(message or f"The upstream returned HTTP {status}.")[:1000]
+        name = self.account.name
+        if status in (401, 403):
+            return ProviderError(
+                502, f"The upstream provider rejected the gateway's credentials for account '{name}' "
+                f"(HTTP {status}). An administrator must fix the provider key.",
+                "upstream_error", "upstream_auth_failed",
+            )
+        if status == 429:
+            return ProviderError(429, message, type_ or "rate_limit_error", code or "rate_limit_exceeded",
+                                 retry_after=retry_after)
+        if status == 408 or status == 504:
+            return ProviderError(504, message, "upstream_error", code or "upstream_timeout")
+        if status == 503:
+            return ProviderError(503, message, "upstream_error", code or "upstream_unavailable", retry_after=retry_after)
+        if 400 <= status < 500:
+            return ProviderError(status, message, type_ or "invalid_request_error", code, param)
+        return ProviderError(502, message, "upstream_error", code or "upstream_error")
+
+    def parse_error_body(self, body: bytes) -> tuple[str, str | None, str | None, str | None]:
+        """(message, type, code, param) from an upstream error body; OpenAI's shape by default."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return "", None, None, None
+        err = data.get("error", data) if isinstance(data, dict) else None
+        if isinstance(err, str):
+            return err, None, None, None
+        if not isinstance(err, dict):
+            return "", None, None, None
+        message = err.get("message") or err.get("detail") or ""
+        if not isinstance(message, str):
+            message = orjson.dumps(message).decode()
+        code = err.get("code")
+        param = err.get("param")
+        return (
+            message,
+            err.get("type") if isinstance(err.get("type"), str) else None,
+            str(code) if code is not None else None,
+            param if isinstance(param, str) else None,
+        )
+
+    def models_request(self) -> UpstreamRequest | None:
+        """A cheap request that proves the account works (``None`` if the provider has none)."""
+        return None
+
+    def redact(self, text: str) -> str:
+        """Remove this account's secret, and anything shaped like a key, from text for a client or a log."""
+        if self.account.api_key:
+            text = text.replace(self.account.api_key, "[redacted]")
+        return _KEY_LIKE.sub("[redacted]", text)

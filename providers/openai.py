@@ -1,0 +1,124 @@
+"""OpenAI and any server that speaks its wire format (vLLM, Ollama, Groq, OpenRouter, ...).
+
+Requests and answers are already in the client's format, so this adapter only swaps the model
+id, asks for usage on streams, and reads usage on the way back without re-encoding anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_TOKEN_DELTA = re.compile(rb'"(?:content|arguments|refusal)"\s*:\s*"[^"]')
+
+
+class PassthroughStream(StreamTranslator):
+    """Forwards OpenAI SSE events byte for byte; reads only the usage chunk and the first token.
+
+    The usage chunk (``choices: []``) that the gateway asked for is dropped unless the client
+    asked for it too.
+    """
+
+    def __init__(self, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self._pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._pending + data
+        if b"\r\n" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self._pending = buf
+            return b""
+        complete, self._pending = buf[: end + 2], buf[end + 2 :]
+        if self.first_token_seen and b'"usage"' not in complete and b"[DONE]" not in complete:
+            return complete
+        out = [event + b"\n\n" for event in complete.split(b"\n\n") if event and self._keep(event)]
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        rest, self._pending = self._pending.strip(), b""
+        return rest + b"\n\n" if rest and self._keep(rest) else b""
+
+    def _keep(self, event: bytes) -> bool:
+        if event.startswith(b"data: [DONE]") or event.startswith(b"data:[DONE]"):
+            self.finished = True
+            return True
+        if not self.first_token_seen and _TOKEN_DELTA.search(event):
+            self.first_token_seen = True
+        if b'"usage"' in event and _USAGE_OBJECT.search(event):
+            chunk = _event_json(event)
+            if isinstance(chunk, dict):
+                usage = Usage.from_openai(chunk.get("usage"))
+                if usage is not None:
+                    self.usage = usage
+                if not chunk.get("choices") and not self.include_usage:
+                    return False
+        return True
+
+
+def _event_json(event: bytes) -> Any:
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            try:
+                return orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return None
+    return None
+
+
+class OpenAIAdapter(Adapter):
+    kind = "openai"
+    label = "OpenAI"
+    default_base_url = "https://api.openai.com/v1"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.account.api_key:
+            headers["Authorization"] = f"Bearer {self.account.api_key}"
+        options = self.account.options
+        if options.get("organization"):
+            headers["OpenAI-Organization"] = str(options["organization"])
+        if options.get("project"):
+            headers["OpenAI-Project"] = str(options["project"])
+        extra = options.get("headers")
+        if isinstance(extra, dict):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        return headers
+
+    def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+        payload = dict(body)
+        payload["model"] = upstream_model
+        if payload.get("stream") and self.account.options.get("stream_usage", True):
+            payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+        return UpstreamRequest("POST", f"{self.base_url}/chat/completions", self.headers(), orjson.dumps(payload))
+
+    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not a chat completion.")
+        return ChatResult(body, Usage.from_openai(data.get("usage")))
+
+    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
+        return PassthroughStream(include_usage)
+
+    def models_request(self) -> UpstreamRequest:
+        return UpstreamRequest("GET", f"{self.base_url}/models", self.headers())
+
+
+class OpenAICompatibleAdapter(OpenAIAdapter):
+    """Any OpenAI-compatible server; the base URL is required, the key optional."""
+
+    kind = "openai_compatible"
+    label = "OpenAI-compatible"
+    default_base_url = ""
+    requires_api_key = False

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from gateway import views
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("health", views.health, name="health"),
+    path("v1/models", views.ModelList.as_view(), name="models"),
+    path("v1/models/<path:model>", views.ModelDetail.as_view(), name="model-detail"),
+]

@@ -1,0 +1,125 @@
+"""Shared fixtures: a live gateway server, a fake OpenAI upstream, and registry factories."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+import uvicorn
+
+from gateway import invalidation
+from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, Team
+from gateway.request_log import writer
+
+if TYPE_CHECKING:
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+UPSTREAM_KEY = "sk-upstream-secret-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    invalidation.clear_local()
+    yield
+    invalidation.clear_local()
+
+
+@dataclass
+class LiveGateway:
+    url: str
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+    def flush_logs(self) -> None:
+        """Write queued request-log rows now (the writer otherwise batches them)."""
+        deadline = time.monotonic() + 5
+        while True:
+            writer.flush()
+            if writer.pending() == 0 or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def _gateway_server() -> Iterator[LiveGateway]:
+    from proxy_site.asgi import application
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway test server did not start")
+        time.sleep(0.01)
+    yield LiveGateway(f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_gateway(_gateway_server: LiveGateway, transactional_db: None) -> Iterator[LiveGateway]:
+    """The real ASGI application on a real socket (uvicorn in a thread), over a clean database."""
+    yield _gateway_server
+    _gateway_server.flush_logs()
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_server() -> Iterator[FakeOpenAI]:
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+    server = FakeOpenAI(api_key=UPSTREAM_KEY)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """A real HTTP server on 127.0.0.1 speaking OpenAI's wire format; reset for each test."""
+    _fake_openai_server.reset()
+    yield _fake_openai_server
+    _fake_openai_server.reset()
+
+
+def make_provider(name: str = "openai-main", kind: str = "openai", base_url: str = "", api_key: str = UPSTREAM_KEY,
+                  **fields: object) -> ProviderAccount:
+    account = ProviderAccount(name=name, kind=kind, base_url=base_url, **fields)
+    account.set_api_key(api_key)
+    account.save()
+    return account
+
+
+def make_model(name: str, *deployments: tuple[ProviderAccount, str], **fields: object) -> ModelEntry:
+    entry = ModelEntry.objects.create(name=name, **fields)
+    for priority, (account, upstream_model) in enumerate(deployments):
+        Deployment.objects.create(model=entry, provider=account, upstream_model=upstream_model, priority=priority)
+    return entry
+
+
+def make_token(name: str = "test", team: str | None = None, **fields: object) -> str:
+    """Create a token; returns its raw value."""
+    token = ApiToken(name=name, team=Team.objects.get_or_create(name=team)[0] if team else None, **fields)
+    raw = token.set_new_secret()
+    token.save()
+    return raw
+
+
+@pytest.fixture
+def openai_setup(live_gateway: LiveGateway, fake_openai: FakeOpenAI) -> dict[str, object]:
+    """A gateway with one OpenAI provider (the fake), the model gpt-4o-mini and a token."""
+    account = make_provider(base_url=fake_openai.base_url)
+    make_model("gpt-4o-mini", (account, "gpt-4o-mini"), input_price_per_million="0.15",
+               output_price_per_million="0.60", context_window=128000)
+    return {"gateway": live_gateway, "upstream": fake_openai, "account": account, "token": make_token()}

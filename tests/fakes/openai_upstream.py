@@ -1,0 +1,155 @@
+"""A fake OpenAI upstream speaking the real wire format: JSON, SSE with the usage chunk, tool calls, errors.
+
+Behaviour, so tests can predict answers:
+- the reply is "Echo: <last user text>"; after a `tool` message it is "Tool said: <its content>";
+- "call <name>" in the last user message, with a tool of that name offered, returns a tool call;
+- `max_tokens` / `max_completion_tokens` cut the reply at that many words (finish_reason "length");
+- tokens are whitespace-separated words.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.server import FakeServer, count_tokens, words
+
+TOOL_ARGUMENTS = '{"location": "Paris"}'
+MODELS = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+
+
+def text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
+
+
+def plan_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """What the fake model answers: content pieces or a tool call, finish reason and usage."""
+    messages = body["messages"]
+    prompt_tokens = sum(count_tokens(text_of(m.get("content"))) for m in messages)
+    last = messages[-1]
+    offered = {t["function"]["name"] for t in body.get("tools") or [] if t.get("type") == "function"}
+    said = text_of(last.get("content"))
+    if last.get("role") == "tool":
+        text = f"Tool said: {said}"
+    else:
+        for name in offered:
+            if f"call {name}" in said:
+                return {"tool_call": {"id": "call_fake_0001", "type": "function",
+                                      "function": {"name": name, "arguments": TOOL_ARGUMENTS}},
+                        "finish_reason": "tool_calls", "prompt_tokens": prompt_tokens, "completion_tokens": 8}
+        text = f"Echo: {said}"
+    pieces = words(text)
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    finish = "stop"
+    if limit and len(pieces) > limit:
+        pieces, finish = pieces[:limit], "length"
+    return {"pieces": pieces, "finish_reason": finish, "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(pieces)}
+
+
+def usage(plan: dict[str, Any]) -> dict[str, Any]:
+    return {"prompt_tokens": plan["prompt_tokens"], "completion_tokens": plan["completion_tokens"],
+            "total_tokens": plan["prompt_tokens"] + plan["completion_tokens"],
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
+def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+ERRORS = {
+    400: ("Invalid value for 'temperature'.", "invalid_request_error", "invalid_value", "temperature"),
+    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key", None),
+    403: ("You are not allowed to use this model.", "invalid_request_error", None, None),
+    404: ("The model does not exist.", "invalid_request_error", "model_not_found", "model"),
+    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded", None),
+    500: ("The server had an error while processing your request.", "server_error", None, None),
+    503: ("The engine is currently overloaded.", "server_error", None, None),
+}
+
+
+class FakeOpenAI(FakeServer):
+    def __init__(self, api_key: str) -> None:
+        super().__init__()
+        self.api_key = api_key
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/chat/completions", self.chat), web.get("/v1/models", self.models)]
+
+    def fail_next(self, status: int) -> None:
+        """The next request gets OpenAI's error body for this status (429 with retry-after: 1)."""
+        message, type_, code, param = ERRORS.get(status, ERRORS[500])
+        headers = {"retry-after": "1"} if status == 429 else {}
+        self.fail_next_raw(status, error_body(message, type_, code, param), "application/json", headers)
+
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        given = request.headers.get("Authorization", "")
+        if given == f"Bearer {self.api_key}":
+            return None
+        shown = given.removeprefix("Bearer ")
+        message = f"Incorrect API key provided: {shown[:8]}{'*' * 10}{shown[-4:]}. You can find your API key at https://platform.openai.com/account/api-keys."
+        return web.Response(status=401, body=error_body(message, "invalid_request_error", "invalid_api_key"),
+                            content_type="application/json")
+
+    async def models(self, request: web.Request) -> web.Response:
+        if denied := self._unauthorized(request):
+            return denied
+        return self.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "openai"} for m in MODELS]})
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        if denied := self._unauthorized(request):
+            return denied
+        body = orjson.loads(await request.read())
+        plan = plan_reply(body)
+        base = {"id": "chatcmpl-fake0001", "created": int(time.time()), "model": body["model"],
+                "system_fingerprint": "fp_fake"}
+        if body.get("stream"):
+            return await self.sse(request, list(self._chunks(base, plan, body)))
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        if "tool_call" in plan:
+            message["tool_calls"] = [plan["tool_call"]]
+        else:
+            message["content"] = "".join(plan["pieces"])
+        return self.json_response({**base, "object": "chat.completion", "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": plan["finish_reason"]}],
+            "usage": usage(plan), "service_tier": "default"})
+
+    @staticmethod
+    def _chunks(base: dict[str, Any], plan: dict[str, Any], body: dict[str, Any]):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        extra = {"usage": None} if include_usage else {}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            payload = {**base, "object": "chat.completion.chunk", "service_tier": "default",
+                       "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
+            return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+        if "tool_call" in plan:
+            call = plan["tool_call"]
+            yield chunk({"role": "assistant", "content": None, "tool_calls": [
+                {"index": 0, "id": call["id"], "type": "function",
+                 "function": {"name": call["function"]["name"], "arguments": ""}}], "refusal": None})
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), 6):
+                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[start:start + 6]}}]})
+        else:
+            yield chunk({"role": "assistant", "content": "", "refusal": None})
+            for piece in plan["pieces"]:
+                yield chunk({"content": piece})
+        yield chunk({}, plan["finish_reason"])
+        if include_usage:
+            yield b"data: " + orjson.dumps({**base, "object": "chat.completion.chunk", "service_tier": "default",
+                                            "choices": [], "usage": usage(plan)}) + b"\n\n"
+        yield b"data: [DONE]\n\n"

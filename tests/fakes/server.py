@@ -1,0 +1,144 @@
+"""A real HTTP server on 127.0.0.1 in a background thread, for fake upstreams (aiohttp.web)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Recorded:
+    """One request the fake received: headers are lower-cased."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.body) if self.body else None
+
+
+@dataclass
+class Failure:
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeServer:
+    """Subclasses add routes in `routes()`; tests read `requests` and script failures."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._failures: list[Failure] = []
+        self.break_after: int | None = None
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def serve() -> None:
+            app = web.Application(middlewares=[self._record], client_max_size=64 * 1024 * 1024)
+            app.add_routes(self.routes())
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError(f"{type(self).__name__} did not start")
+
+    def stop(self) -> None:
+        if self._loop and self._runner:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    # -- scripting -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.requests.clear()
+        self._failures.clear()
+        self.break_after = None
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+    def fail_next_raw(self, status: int, body: bytes, content_type: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+        """The next request gets exactly this response."""
+        self._failures.append(Failure(status, body, content_type, headers or {}))
+
+    def break_stream_after(self, chunks: int) -> None:
+        """Streams send this many events, then the connection is cut."""
+        self.break_after = chunks
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(Recorded(request.method, request.path, dict(request.query),
+                                      {k.lower(): v for k, v in request.headers.items()}, body))
+        if self._failures:
+            failure = self._failures.pop(0)
+            return web.Response(status=failure.status, body=failure.body, content_type=failure.content_type,
+                                headers=failure.headers)
+        return await handler(request)
+
+    # -- helpers for subclasses ------------------------------------------------------------------
+    @staticmethod
+    def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json",
+                            headers=headers)
+
+    async def sse(self, request: web.Request, events: list[bytes]) -> web.StreamResponse:
+        """Send pre-framed SSE events; honours break_stream_after by cutting the connection."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        for sent, event in enumerate(events):
+            if self.break_after is not None and sent >= self.break_after:
+                request.transport.close()
+                return response
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+
+def words(text: str) -> list[str]:
+    """Split text into stream pieces that join back to it: 'a b' -> ['a', ' b']."""
+    parts = text.split(" ")
+    return [parts[0]] + [" " + p for p in parts[1:]]
+
+
+def count_tokens(text: str) -> int:
+    """The fakes' stand-in tokenizer: one token per whitespace-separated word, at least 1."""
+    return max(1, len(text.split()))

@@ -1,0 +1,39 @@
+"""Cache invalidation across workers: a change published through Redis clears other workers' caches."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from django.conf import settings
+
+from gateway import invalidation
+
+
+def redis_or_skip() -> None:
+    if not settings.REDIS_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run this test with REDIS_URL set")
+        pytest.skip("REDIS_URL is not set (CI runs this against a real Redis)")
+
+
+def test_a_change_published_by_one_process_clears_the_caches_of_a_watching_worker() -> None:
+    redis_or_skip()
+    cleared = asyncio.Event()
+
+    async def scenario() -> None:
+        invalidation.register(cleared.set)
+        try:
+            watcher = asyncio.create_task(invalidation.watch(interval=0.05))
+            await asyncio.sleep(0.2)  # the watcher has read the current version
+            cleared.clear()
+            import redis
+
+            redis.Redis.from_url(settings.REDIS_URL).incr(invalidation.VERSION_KEY)  # what another process does
+            await asyncio.wait_for(cleared.wait(), timeout=2)
+            watcher.cancel()
+        finally:
+            invalidation._clearers.remove(cleared.set)
+
+    asyncio.run(scenario())
