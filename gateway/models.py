@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -60,12 +61,25 @@ class ApiToken(models.Model):
         return [item.strip() for item in re.split(r"[,\n]", self.allowed_models) if item.strip()]
 
 
+def validate_base_url(value: str) -> None:
+    """http(s)://host[:port][/path]; unlike URLField, bare hostnames (http://ollama:11434) are fine."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValidationError("Enter a URL such as https://api.example.com/v1 (http or https, no query).")
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ValidationError("The port is not a number between 0 and 65535.") from None
+
+
 class ProviderAccount(models.Model):
     """One set of credentials at one upstream provider."""
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=40, choices=kind_choices)
-    base_url = models.URLField(blank=True, max_length=500, help_text="Empty: the kind's default URL.")
+    base_url = models.CharField(
+        blank=True, max_length=500, validators=[validate_base_url], help_text="Empty: the kind's default URL."
+    )
     api_key_encrypted = models.TextField(blank=True, editable=False)
     options = models.JSONField(default=dict, blank=True, help_text='Kind-specific, e.g. {"account_id": "..."}')
     connect_timeout = models.FloatField(default=10.0, help_text="Seconds to open a connection.")

@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100, unique=True)),
                 ('kind', models.CharField(choices=providers.registry.kind_choices, max_length=40)),
-                ('base_url', models.URLField(blank=True, help_text="Empty: the kind's default URL.", max_length=500)),
+                ('base_url', models.CharField(blank=True, help_text="Empty: the kind's default URL.", max_length=500, validators=[gateway.models.validate_base_url])),
                 ('api_key_encrypted', models.TextField(blank=True, editable=False)),
                 ('options', models.JSONField(blank=True, default=dict, help_text='Kind-specific, e.g. {"account_id": "..."}')),
                 ('connect_timeout', models.FloatField(default=10.0, help_text='Seconds to open a connection.')),

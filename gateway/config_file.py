@@ -1,0 +1,244 @@
+"""Configuration as code: providers and models from a YAML or JSON file, applied idempotently.
+
+Rows are matched by name: existing ones are updated, new ones created, nothing else is touched
+(except a model's deployments, which become exactly the file's list). Every problem in the
+file is reported with its path, and nothing is applied unless the whole file is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from gateway.models import Deployment, ModelEntry, ProviderAccount
+from providers.registry import ADAPTERS
+
+PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active"}
+MODEL_KEYS = {"name", "description", "deployments", "input_price_per_million", "output_price_per_million",
+              "context_window", "max_output_tokens", "is_default", "active"}
+DEPLOYMENT_KEYS = {"provider", "model", "weight", "priority", "active"}
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The file is invalid; ``problems`` lists each one as "path: reason"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Summary:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [f"created {len(self.created)}", f"updated {len(self.updated)}"]
+        lines = [f"Applied: {', '.join(parts)}."]
+        lines += [f"  + {name}" for name in self.created] + [f"  ~ {name}" for name in self.updated]
+        return "\n".join(lines)
+
+
+def load(path: Path) -> Any:
+    """Parse the file (JSON when it ends in .json, else YAML, which also reads JSON)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path.name}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"]) from exc
+
+
+def expand(value: Any, path: str, problems: list[str], environ: Mapping[str, str]) -> Any:
+    """Replace ${VAR} (or ${VAR:-default}) in every string with the environment's value."""
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(f"{path}: environment variable {name} is not set")
+            return ""
+
+        return _VARIABLE.sub(substitute, value)
+    if isinstance(value, list):
+        return [expand(item, f"{path}[{i}]", problems, environ) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: expand(item, f"{path}.{key}", problems, environ) for key, item in value.items()}
+    return value
+
+
+class _Checker:
+    """Collects problems while reading the document."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def items(self, document: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+        value = document.get(key, [])
+        if not isinstance(value, list):
+            self.problems.append(f"{key}: must be a list")
+            return []
+        found = []
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                found.append((f"{key}[{i}]", item))
+            else:
+                self.problems.append(f"{key}[{i}]: must be a mapping")
+        return found
+
+    def keys(self, path: str, item: dict[str, Any], allowed: set[str], required: tuple[str, ...]) -> None:
+        for key in sorted(set(item) - allowed):
+            self.problems.append(f"{path}.{key}: unknown field (expected one of {', '.join(sorted(allowed))})")
+        for key in required:
+            if item.get(key) in (None, ""):
+                self.problems.append(f"{path}.{key}: required")
+
+    def typed(self, path: str, item: dict[str, Any], key: str, kind: type | tuple[type, ...], label: str) -> None:
+        value = item.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+            self.problems.append(f"{path}.{key}: must be {label}")
+
+    def decimal(self, path: str, item: dict[str, Any], key: str) -> Decimal | None:
+        if item.get(key) is None:
+            return None
+        try:
+            value = Decimal(str(item[key]))
+        except InvalidOperation:
+            value = Decimal(-1)
+        if isinstance(item[key], bool) or not value.is_finite() or value < 0:
+            self.problems.append(f"{path}.{key}: must be a number >= 0")
+            return None
+        return value
+
+    def model_errors(self, path: str, instance: Any, exclude: list[str]) -> None:
+        try:
+            instance.full_clean(exclude=exclude, validate_unique=False)
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                for message in messages:
+                    self.problems.append(f"{path}.{name}: {message}")
+
+
+def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccount:
+    check.keys(path, item, PROVIDER_KEYS, ("name", "kind"))
+    for key in ("name", "kind", "base_url", "api_key"):
+        check.typed(path, item, key, str, "a string")
+    check.typed(path, item, "options", dict, "a mapping")
+    check.typed(path, item, "active", bool, "true or false")
+    for key in ("connect_timeout", "read_timeout"):
+        check.typed(path, item, key, (int, float), "a number of seconds")
+    if isinstance(item.get("kind"), str) and item["kind"] not in ADAPTERS:
+        check.problems.append(f"{path}.kind: unknown kind {item['kind']!r} (known: {', '.join(sorted(ADAPTERS))})")
+    account = ProviderAccount.objects.filter(name=item.get("name")).first() or ProviderAccount(name=item.get("name"))
+    for key in ("kind", "base_url", "options", "connect_timeout", "read_timeout", "active"):
+        if key in item and item[key] is not None:
+            setattr(account, key, item[key])
+    check.model_errors(path, account, exclude=["api_key_encrypted", "kind"])
+    return account
+
+
+def _model(check: _Checker, path: str, item: dict[str, Any], provider_names: set[str]) -> ModelEntry:
+    check.keys(path, item, MODEL_KEYS, ("name",))
+    check.typed(path, item, "name", str, "a string")
+    check.typed(path, item, "description", str, "a string")
+    for key in ("context_window", "max_output_tokens"):
+        check.typed(path, item, key, int, "a whole number")
+    for key in ("is_default", "active"):
+        check.typed(path, item, key, bool, "true or false")
+    entry = ModelEntry.objects.filter(name=item.get("name")).first() or ModelEntry(name=item.get("name"))
+    for key in ("description", "context_window", "max_output_tokens", "is_default", "active"):
+        if key in item and item[key] is not None:
+            setattr(entry, key, item[key])
+    for key in ("input_price_per_million", "output_price_per_million"):
+        price = check.decimal(path, item, key)
+        if price is not None:
+            setattr(entry, key, price)
+    check.model_errors(path, entry, exclude=[])
+    deployments = item.get("deployments", [])
+    if not isinstance(deployments, list):
+        check.problems.append(f"{path}.deployments: must be a list")
+        deployments = []
+    for i, dep in enumerate(deployments):
+        where = f"{path}.deployments[{i}]"
+        if not isinstance(dep, dict):
+            check.problems.append(f"{where}: must be a mapping")
+            continue
+        check.keys(where, dep, DEPLOYMENT_KEYS, ("provider",))
+        check.typed(where, dep, "model", str, "a string")
+        check.typed(where, dep, "active", bool, "true or false")
+        for key in ("weight", "priority"):
+            check.typed(where, dep, key, int, "a whole number")
+        if isinstance(dep.get("weight"), int) and dep["weight"] < 0:
+            check.problems.append(f"{where}.weight: must be >= 0")
+        provider = dep.get("provider")
+        if isinstance(provider, str) and provider not in provider_names:
+            check.problems.append(f"{where}.provider: no provider named {provider!r} in this file or the database")
+        if not dep.get("model") and "*" not in str(item.get("name", "")) and provider:
+            check.problems.append(f"{where}.model: required unless the model name is a pattern")
+    return entry
+
+
+def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
+    """Validate the whole document, then apply it in one transaction."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(["(top level): must be a mapping with 'providers' and/or 'models'"])
+    problems: list[str] = []
+    document = expand(document, "", problems, settings.ENV if environ is None else environ)
+    check = _Checker()
+    check.problems = problems
+    for key in sorted(set(document) - {"providers", "models"}):
+        check.problems.append(f"{key}: unknown section (expected providers, models)")
+    providers = [(path, item, _provider(check, path, item)) for path, item in check.items(document, "providers")]
+    names = {str(item.get("name")) for _, item, _ in providers}
+    names |= set(ProviderAccount.objects.values_list("name", flat=True))
+    models = [(path, item, _model(check, path, item, names)) for path, item in check.items(document, "models")]
+    _duplicates(check, providers, "providers")
+    _duplicates(check, models, "models")
+    if check.problems:
+        raise ConfigError(check.problems)
+    summary = Summary()
+    with transaction.atomic():
+        accounts = {}
+        for _, item, account in providers:
+            (summary.updated if account.pk else summary.created).append(f"provider {account.name}")
+            if "api_key" in item:
+                account.set_api_key(item["api_key"] or "")
+            account.save()
+            accounts[account.name] = account
+        for _, item, entry in models:
+            (summary.updated if entry.pk else summary.created).append(f"model {entry.name}")
+            if entry.is_default:
+                ModelEntry.objects.exclude(name=entry.name).filter(is_default=True).update(is_default=False)
+            entry.save()
+            if "deployments" in item:
+                entry.deployments.all().delete()
+                for dep in item["deployments"] or []:
+                    account = accounts.get(dep["provider"]) or ProviderAccount.objects.get(name=dep["provider"])
+                    Deployment.objects.create(
+                        model=entry, provider=account, upstream_model=dep.get("model") or "",
+                        weight=dep.get("weight", 1), priority=dep.get("priority", 0), active=dep.get("active", True),
+                    )
+    return summary
+
+
+def _duplicates(check: _Checker, rows: list[tuple[str, dict[str, Any], Any]], section: str) -> None:
+    seen: dict[str, str] = {}
+    for path, item, _ in rows:
+        name = str(item.get("name"))
+        if name in seen:
+            check.problems.append(f"{path}.name: {name!r} already defined at {seen[name]}")
+        seen.setdefault(name, path)

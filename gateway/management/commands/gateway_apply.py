@@ -1,0 +1,26 @@
+"""python manage.py gateway_apply FILE: create or update providers and models from a YAML/JSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from gateway.config_file import ConfigError, apply, load
+
+
+class Command(BaseCommand):
+    help = "Apply a YAML or JSON configuration file (providers, models) idempotently; nothing is half-applied."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+
+    def handle(self, *args: Any, file: Path, **options: Any) -> None:
+        if not file.is_file():
+            raise CommandError(f"{file}: no such file")
+        try:
+            summary = apply(load(file))
+        except ConfigError as exc:
+            raise CommandError(f"{file} was not applied:\n" + "\n".join(f"  {p}" for p in exc.problems)) from exc
+        self.stdout.write(str(summary))

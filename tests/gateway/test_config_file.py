@@ -1,0 +1,113 @@
+"""gateway_apply: providers and models from a file, idempotent, all-or-nothing, errors with paths."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from gateway.models import Deployment, ModelEntry, ProviderAccount
+
+pytestmark = pytest.mark.django_db
+
+CONFIG = """
+providers:
+  - name: openai-main
+    kind: openai
+    base_url: http://127.0.0.1:9100/v1
+    api_key: ${TEST_OPENAI_KEY}
+    options: {organization: org-1}
+  - name: local
+    kind: openai_compatible
+    base_url: http://127.0.0.1:11434/v1
+models:
+  - name: gpt-4o-mini
+    deployments:
+      - {provider: openai-main, model: gpt-4o-mini, weight: 1, priority: 0}
+      - {provider: local, model: llama3, priority: 1}
+    input_price_per_million: 0.15
+    output_price_per_million: 0.60
+    context_window: 128000
+  - name: "gpt-*"
+    deployments: [{provider: openai-main}]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "gateway.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def apply(path: Path, monkeypatch: pytest.MonkeyPatch, key: str = "sk-from-env-1234") -> None:
+    monkeypatch.setenv("TEST_OPENAI_KEY", key)
+    call_command("gateway_apply", str(path), stdout=io.StringIO())
+
+
+def test_apply_creates_providers_models_and_deployments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply(write(tmp_path, CONFIG), monkeypatch)
+    account = ProviderAccount.objects.get(name="openai-main")
+    assert account.get_api_key() == "sk-from-env-1234" and "sk-from-env" not in account.api_key_encrypted
+    assert account.options == {"organization": "org-1"}
+    entry = ModelEntry.objects.get(name="gpt-4o-mini")
+    assert entry.input_price_per_million == Decimal("0.15") and entry.context_window == 128000
+    assert [(d.provider.name, d.upstream_model, d.priority) for d in entry.deployments.all()] == [
+        ("openai-main", "gpt-4o-mini", 0), ("local", "llama3", 1)]
+    assert Deployment.objects.get(model__name="gpt-*").upstream_model == ""  # pattern: name passed through
+
+
+def test_applying_twice_updates_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, CONFIG)
+    apply(path, monkeypatch)
+    apply(write(tmp_path, CONFIG.replace("0.60", "0.70").replace("priority: 1", "priority: 5")), monkeypatch,
+          key="sk-rotated-5678")
+    assert ProviderAccount.objects.count() == 2 and ModelEntry.objects.count() == 2
+    assert Deployment.objects.filter(model__name="gpt-4o-mini").count() == 2
+    assert ModelEntry.objects.get(name="gpt-4o-mini").output_price_per_million == Decimal("0.70")
+    assert Deployment.objects.get(provider__name="local").priority == 5
+    assert ProviderAccount.objects.get(name="openai-main").get_api_key() == "sk-rotated-5678"
+
+
+def test_json_files_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '{"providers": [{"name": "p", "kind": "openai_compatible", "base_url": "http://127.0.0.1:1/v1"}],'
+                           ' "models": [{"name": "m", "deployments": [{"provider": "p", "model": "x"}]}]}', "c.json")
+    apply(path, monkeypatch)
+    assert ModelEntry.objects.get(name="m").deployments.get().upstream_model == "x"
+
+
+def test_errors_name_their_path_and_nothing_is_half_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = CONFIG.replace("kind: openai_compatible", "kind: telepathy").replace(
+        "{provider: local, model: llama3, priority: 1}", "{provider: nowhere, model: llama3, priority: high}")
+    broken += "  - name: extra\n    input_price_per_million: -1\n    colour: blue\n"
+    with pytest.raises(CommandError) as info:
+        apply(write(tmp_path, broken), monkeypatch)
+    message = str(info.value)
+    assert "providers[1].kind: unknown kind 'telepathy'" in message
+    assert "models[0].deployments[1].provider: no provider named 'nowhere'" in message
+    assert "models[0].deployments[1].priority: must be a whole number" in message
+    assert "models[2].input_price_per_million: must be a number >= 0" in message
+    assert "models[2].colour: unknown field" in message
+    assert ProviderAccount.objects.count() == 0 and ModelEntry.objects.count() == 0
+
+
+def test_missing_environment_variable_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_OPENAI_KEY", raising=False)
+    with pytest.raises(CommandError, match=r"providers\[0\].api_key: environment variable TEST_OPENAI_KEY is not set"):
+        call_command("gateway_apply", str(write(tmp_path, CONFIG)))
+    assert not ProviderAccount.objects.exists()
+
+
+def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="not valid YAML"):
+        call_command("gateway_apply", str(write(tmp_path, "providers: [unclosed")))
+
+
+def test_bare_hostnames_are_valid_base_urls_but_nonsense_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok = "providers: [{name: p, kind: openai_compatible, base_url: 'http://ollama:11434/v1'}]\n"
+    apply(write(tmp_path, ok), monkeypatch)
+    assert ProviderAccount.objects.get(name="p").base_url == "http://ollama:11434/v1"
+    with pytest.raises(CommandError, match=r"providers\[0\].base_url: Enter a URL"):
+        apply(write(tmp_path, ok.replace("http://ollama:11434/v1", "ftp:/nowhere")), monkeypatch)
