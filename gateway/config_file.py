@@ -25,7 +25,7 @@ from providers.registry import ADAPTERS
 
 PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active"}
 MODEL_KEYS = {"name", "description", "deployments", "input_price_per_million", "output_price_per_million",
-              "context_window", "max_output_tokens", "is_default", "active"}
+              "context_window", "max_output_tokens", "is_default", "active", *ModelEntry.CAPABILITIES}
 DEPLOYMENT_KEYS = {"provider", "model", "weight", "priority", "active"}
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -155,10 +155,11 @@ def _model(check: _Checker, path: str, item: dict[str, Any], provider_names: set
     check.typed(path, item, "description", str, "a string")
     for key in ("context_window", "max_output_tokens"):
         check.typed(path, item, key, int, "a whole number")
-    for key in ("is_default", "active"):
+    flags = ("is_default", "active", *ModelEntry.CAPABILITIES)
+    for key in flags:
         check.typed(path, item, key, bool, "true or false")
     entry = ModelEntry.objects.filter(name=item.get("name")).first() or ModelEntry(name=item.get("name"))
-    for key in ("description", "context_window", "max_output_tokens", "is_default", "active"):
+    for key in ("description", "context_window", "max_output_tokens", *flags):
         if key in item and item[key] is not None:
             setattr(entry, key, item[key])
     for key in ("input_price_per_million", "output_price_per_million"):

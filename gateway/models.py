@@ -143,8 +143,14 @@ class ModelEntry(models.Model):
     input_price_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
     output_price_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
     is_default = models.BooleanField(default=False, help_text="Used when a request names no model.")
+    streaming = models.BooleanField(default=True, help_text="Capability shown in /v1/model-options.")
+    tools = models.BooleanField(default=True, help_text="Capability: function/tool calling.")
+    vision = models.BooleanField(default=False, help_text="Capability: image input.")
+    embeddings = models.BooleanField(default=False, help_text="Capability: an embedding model.")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    CAPABILITIES = ("streaming", "tools", "vision", "embeddings")
 
     class Meta:
         ordering = ["name"]

@@ -46,6 +46,7 @@ class Entry:
     is_default: bool
     created: int
     routes: tuple[Route, ...]
+    capabilities: frozenset[str] = frozenset()
 
     @property
     def is_pattern(self) -> bool:
@@ -118,6 +119,7 @@ def load_registry() -> Registry:
             m.id, m.name, m.context_window, m.max_output_tokens, m.input_price_per_million,
             m.output_price_per_million, m.is_default, int(m.created_at.timestamp()),
             tuple(sorted(routes.get(m.id, []), key=lambda r: r.priority)),
+            frozenset(c for c in ModelEntry.CAPABILITIES if getattr(m, c)),
         )
         for m in ModelEntry.objects.filter(active=True)
     ]

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from gateway import views
+from gateway import catalog, views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -10,4 +10,6 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("v1/models", views.ModelList.as_view(), name="models"),
     path("v1/models/<path:model>", views.ModelDetail.as_view(), name="model-detail"),
+    path("v1/model-options", catalog.ModelOptions.as_view(), name="model-options"),
+    path("v1/route-check", catalog.RouteCheck.as_view(), name="route-check"),
 ]

@@ -22,6 +22,23 @@ if TYPE_CHECKING:
 UPSTREAM_KEY = "sk-upstream-secret-0123456789abcdef"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--require-services", action="store_true",
+                     help="Fail (instead of skipping) tests that need PostgreSQL and Redis when they are not configured.")
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """REDIS_URL, or a skip (a failure under --require-services, as in CI's second pass)."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        if request.config.getoption("--require-services"):
+            pytest.fail("--require-services: REDIS_URL must be set")
+        pytest.skip("REDIS_URL is not set (CI runs this against a real Redis)")
+    return settings.REDIS_URL
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     invalidation.clear_local()
