@@ -134,9 +134,13 @@ Handler = Callable[[Request, Response], Awaitable[None]]
 
 
 def hot_routes() -> dict[str, tuple[str, Handler]]:
-    from gateway.chat import chat_completions
+    from gateway import operations
 
-    return {"/v1/chat/completions": ("POST", chat_completions)}
+    return {
+        "/v1/chat/completions": ("POST", operations.chat_completions),
+        "/v1/completions": ("POST", operations.completions),
+        "/v1/embeddings": ("POST", operations.embeddings),
+    }
 
 
 class GatewayApp:

@@ -35,6 +35,7 @@ class Call:
     status: int = 200
     error: ProviderError | None = None
     usage: Usage | None = None
+    usage_estimated: bool = False
     ttft: float | None = None
     request_body: bytes = b""
     response_body: bytes = b""
@@ -71,7 +72,7 @@ class Call:
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
-            "usage_estimated": False,
+            "usage_estimated": self.usage_estimated,
             "cost": self.cost(),
             "latency_ms": int((time.perf_counter() - self.started) * 1000),
             "ttft_ms": int((self.ttft - self.started) * 1000) if self.ttft is not None else None,

@@ -75,3 +75,42 @@ def chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
             raise invalid_request(f"'messages[{i}].content' must be a string or an array of content parts.",
                                   param=f"messages[{i}].content", code="invalid_type")
     return messages
+
+
+def _strings_or_tokens(value: Any) -> bool:
+    """A string, a list of strings, a list of token ids, or a list of token-id lists."""
+    if isinstance(value, str):
+        return True
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(v, str) for v in value):
+        return True
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return True
+    return all(isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool) for t in v) for v in value)
+
+
+def completion_prompt(body: dict[str, Any]) -> None:
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise invalid_request("Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
+    if not _strings_or_tokens(prompt):
+        raise invalid_request("'prompt' must be a string, an array of strings, or an array of token ids.",
+                              param="prompt", code="invalid_type")
+
+
+def embeddings_input(body: dict[str, Any]) -> None:
+    value = body.get("input")
+    if value is None:
+        raise invalid_request("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+    if not _strings_or_tokens(value):
+        raise invalid_request("'input' must be a string, an array of strings, or an array of token ids.",
+                              param="input", code="invalid_type")
+    if value == "" or isinstance(value, list) and any(v == "" for v in value):
+        raise invalid_request("'input' cannot contain an empty string.", param="input", code="invalid_value")
+    encoding = body.get("encoding_format")
+    if encoding not in (None, "float", "base64"):
+        raise invalid_request("'encoding_format' must be 'float' or 'base64'.", param="encoding_format",
+                              code="invalid_value")
+    if body.get("stream"):
+        raise invalid_request("Embeddings cannot be streamed.", param="stream", code="invalid_value")

@@ -185,6 +185,34 @@ class Adapter:
             param if isinstance(param, str) else None,
         )
 
+    # -- legacy text completions: by default through the chat interface (providers/completions.py)
+    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+        """The upstream request for an OpenAI ``/completions`` body (its ``model`` already removed)."""
+        from providers import completions
+
+        return self.chat_request(completions.chat_body(body, self.label), upstream_model, max_output_tokens)
+
+    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+        from providers import completions
+
+        chat = self.chat_result(body, public_model)
+        return ChatResult(completions.text_completion(chat.body, completions.echo_prefix(request)), chat.usage)
+
+    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any]) -> StreamTranslator:
+        from providers import completions
+
+        return completions.CompletionStream(self.chat_stream(public_model, include_usage), completions.echo_prefix(request))
+
+    # -- embeddings: only providers that have them override these
+    def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
+        """The upstream request for an OpenAI ``/embeddings`` body (its ``model`` already removed)."""
+        raise ProviderError(400, f"{self.label} deployments do not serve embeddings.", "invalid_request_error",
+                            "unsupported_endpoint", "model")
+
+    def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+        """The upstream's 2xx body as an OpenAI embedding list (``encoding_format`` as the client asked)."""
+        raise NotImplementedError
+
     def models_request(self) -> UpstreamRequest | None:
         """A cheap request that proves the account works (``None`` if the provider has none)."""
         return None

@@ -14,7 +14,7 @@ import orjson
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
-_TOKEN_DELTA = re.compile(rb'"(?:content|arguments|refusal)"\s*:\s*"[^"]')
+_TOKEN_DELTA = re.compile(rb'"(?:content|arguments|refusal|text)"\s*:\s*"[^"]')
 
 
 class PassthroughStream(StreamTranslator):
@@ -92,24 +92,46 @@ class OpenAIAdapter(Adapter):
             headers.update({str(k): str(v) for k, v in extra.items()})
         return headers
 
-    def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+    def _post(self, path: str, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
         payload = dict(body)
         payload["model"] = upstream_model
         if payload.get("stream") and self.account.options.get("stream_usage", True):
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
-        return UpstreamRequest("POST", f"{self.base_url}/chat/completions", self.headers(), orjson.dumps(payload))
+        return UpstreamRequest("POST", f"{self.base_url}/{path}", self.headers(), orjson.dumps(payload))
 
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
+    def _checked(self, body: bytes, key: str, what: str) -> ChatResult:
+        """The body as it came (never re-encoded), once it is known to be what was asked for."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             data = None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not a chat completion.")
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not {what}.")
         return ChatResult(body, Usage.from_openai(data.get("usage")))
+
+    def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+        return self._post("chat/completions", body, upstream_model)
+
+    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
+        return self._checked(body, "choices", "a chat completion")
 
     def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
         return PassthroughStream(include_usage)
+
+    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+        return self._post("completions", body, upstream_model)
+
+    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+        return self._checked(body, "choices", "a text completion")
+
+    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any]) -> StreamTranslator:
+        return PassthroughStream(include_usage)
+
+    def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
+        return self._post("embeddings", body, upstream_model)
+
+    def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+        return self._checked(body, "data", "an embedding list")
 
     def models_request(self) -> UpstreamRequest:
         return UpstreamRequest("GET", f"{self.base_url}/models", self.headers())

@@ -9,6 +9,9 @@ Behaviour, so tests can predict answers:
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import struct
 import time
 from typing import Any
 
@@ -75,6 +78,12 @@ ERRORS = {
 }
 
 
+def fake_vector(text: str, dimensions: int = 8) -> list[float]:
+    """A deterministic unit-free vector for a text: what the fakes return as its embedding."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round((b - 128) / 128, 6) for b in digest[:dimensions]]
+
+
 class FakeOpenAI(FakeServer):
     def __init__(self, api_key: str) -> None:
         super().__init__()
@@ -85,7 +94,8 @@ class FakeOpenAI(FakeServer):
         return f"{self.url}/v1"
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/chat/completions", self.chat), web.get("/v1/models", self.models)]
+        return [web.post("/v1/chat/completions", self.chat), web.get("/v1/models", self.models),
+                web.post("/v1/completions", self.completions), web.post("/v1/embeddings", self.embeddings)]
 
     def fail_next(self, status: int) -> None:
         """The next request gets OpenAI's error body for this status (429 with retry-after: 1)."""
@@ -125,6 +135,45 @@ class FakeOpenAI(FakeServer):
         return self.json_response({**base, "object": "chat.completion", "choices": [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": plan["finish_reason"]}],
             "usage": usage(plan), "service_tier": "default"})
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        if denied := self._unauthorized(request):
+            return denied
+        body = orjson.loads(await request.read())
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
+        plan = plan_reply({"messages": [{"role": "user", "content": prompt}], "max_tokens": body.get("max_tokens")})
+        base = {"id": "cmpl-fake0001", "created": int(time.time()), "model": body["model"], "system_fingerprint": "fp_fake"}
+        text = "".join(plan["pieces"])
+        if not body.get("stream"):
+            return self.json_response({**base, "object": "text_completion", "choices": [
+                {"text": (prompt if body.get("echo") else "") + text, "index": 0, "logprobs": None,
+                 "finish_reason": plan["finish_reason"]}], "usage": usage(plan)})
+        events = [b"data: " + orjson.dumps({**base, "object": "text_completion", "choices": [
+            {"text": piece, "index": 0, "logprobs": None, "finish_reason": None}]}) + b"\n\n" for piece in plan["pieces"]]
+        events.append(b"data: " + orjson.dumps({**base, "object": "text_completion", "choices": [
+            {"text": "", "index": 0, "logprobs": None, "finish_reason": plan["finish_reason"]}]}) + b"\n\n")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(b"data: " + orjson.dumps({**base, "object": "text_completion", "choices": [],
+                                                    "usage": usage(plan)}) + b"\n\n")
+        events.append(b"data: [DONE]\n\n")
+        return await self.sse(request, events)
+
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        if denied := self._unauthorized(request):
+            return denied
+        body = orjson.loads(await request.read())
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for i, text in enumerate(inputs):
+            vector = fake_vector(str(text), body.get("dimensions") or 8)
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        tokens = sum(count_tokens(str(t)) for t in inputs)
+        return self.json_response({"object": "list", "model": body["model"], "data": data,
+                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     @staticmethod
     def _chunks(base: dict[str, Any], plan: dict[str, Any], body: dict[str, Any]):

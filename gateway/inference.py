@@ -1,7 +1,11 @@
-"""POST /v1/chat/completions on the hot path."""
+"""One flow for every inference endpoint: authenticate, validate, route, send (with fallbacks),
+answer whole or streamed, log. What differs per endpoint is an ``Operation`` (gateway/operations.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gateway import routing, validation
@@ -12,7 +16,18 @@ from gateway.dispatch import send_with_fallbacks
 from gateway.errors import GatewayError, invalid_request, model_not_allowed, model_not_found
 from gateway.routing import Entry, Route
 from gateway.upstream import UpstreamResponse, UpstreamUnavailable
-from providers.base import Adapter, ProviderError
+from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+
+
+@dataclass(frozen=True)
+class Operation:
+    endpoint: str  # as logged, e.g. "chat.completions"
+    validate: Callable[[dict[str, Any]], None]
+    request: Callable[[Adapter, dict[str, Any], str, Entry], UpstreamRequest]
+    result: Callable[[Adapter, bytes, str, dict[str, Any]], ChatResult]
+    stream: Callable[[Adapter, str, bool, dict[str, Any]], StreamTranslator] | None = None
+    # Usage to log when the provider reports none: (client body, answer body or None) -> Usage.
+    estimate: Callable[[dict[str, Any], bytes | None], Usage] | None = None
 
 
 def session_id(request: Request) -> str:
@@ -43,28 +58,33 @@ async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[E
     return entry, routes
 
 
-async def chat_completions(request: Request, response: Response) -> None:
-    call = Call("chat.completions", request.request_id, session_id(request), request_body=request.body)
+async def handle(operation: Operation, request: Request, response: Response) -> None:
+    call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
     try:
         call.token = await authenticate(raw_token_from(request.headers, request.query))
         body = validation.json_object(request.json())
-        validation.chat_messages(body)
-        stream, include_usage = validation.stream_flags(body)
+        operation.validate(body)
+        stream, include_usage = validation.stream_flags(body) if operation.stream else (False, False)
         call.stream = stream
         entry, routes = await resolve(call, body, call.token)
+        client_body = dict(body)
         body.pop("model", None)
         body.pop("provider", None)
         model = call.requested_model
         adapter, upstream_response = await send_with_fallbacks(
-            call, routes, lambda adapter, route: adapter.chat_request(body, route.model_for(model), entry.max_output_tokens)
+            call, routes, lambda adapter, route: operation.request(adapter, body, route.model_for(model), entry)
         )
         if stream:
-            await relay_stream(call, response, adapter, upstream_response, include_usage)
+            translator = operation.stream(adapter, model, include_usage, client_body)
+            await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
         else:
-            result = adapter.chat_result(await upstream_response.read(), model)
+            result = operation.result(adapter, await upstream_response.read(), model, client_body)
             call.usage = result.usage
             call.response_body = result.body
             await response.json(200, result.body)
+        if call.usage is None and operation.estimate is not None and call.error is None:
+            call.usage = operation.estimate(client_body, call.response_body or None)
+            call.usage_estimated = True
     except ProviderError as exc:
         call.fail(exc)
         raise
@@ -72,12 +92,16 @@ async def chat_completions(request: Request, response: Response) -> None:
         call.log()
 
 
-async def relay_stream(
-    call: Call, response: Response, adapter: Adapter, upstream_response: UpstreamResponse, include_usage: bool
-) -> None:
+# How much of a stream is kept to estimate its usage if the provider reports none.
+KEEP_FOR_ESTIMATE = 1 << 20
+
+
+async def relay_stream(call: Call, response: Response, translator: StreamTranslator,
+                       upstream_response: UpstreamResponse, keep: bool = False) -> None:
     """Copy the upstream stream to the client as OpenAI SSE; a failure midway ends it with an error event."""
-    translator = adapter.chat_stream(call.requested_model, include_usage)
     await response.start_stream()
+    kept: list[bytes] = []
+    size = 0
     try:
         async for data in upstream_response.chunks():
             out = translator.feed(data)
@@ -85,6 +109,9 @@ async def relay_stream(
                 if translator.first_token_seen:
                     call.first_token()
                 await response.write(out)
+                if keep and size < KEEP_FOR_ESTIMATE:
+                    kept.append(out)
+                    size += len(out)
         tail = translator.close()
         if tail:
             await response.write(tail)
@@ -101,5 +128,7 @@ async def relay_stream(
         return
     finally:
         call.usage = translator.usage
+        if call.usage is None and kept:
+            call.response_body = b"".join(kept)
         upstream_response.close()
     await response.end()

@@ -1,0 +1,135 @@
+"""Legacy text completions on chat-only providers: a prompt becomes one user message, and the chat
+answer (whole or streamed) is translated back into OpenAI's ``text_completion`` shape.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from providers.base import ProviderError, StreamTranslator
+
+# Completion-only fields a chat model cannot honour: each gets a 400 naming it.
+_UNSUPPORTED = ("suffix", "logprobs")
+_DROPPED = ("echo", "best_of", "prompt", "suffix", "logprobs", "stream_options")
+
+
+def _unsupported(provider: str, param: str, why: str) -> ProviderError:
+    return ProviderError(400, f"'{param}' is not supported for {provider} deployments: {why}",
+                         "invalid_request_error", "unsupported_parameter", param)
+
+
+def single_prompt(body: dict[str, Any], provider: str) -> str:
+    """The one prompt string a chat-only provider can answer."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise _unsupported(provider, "prompt", "it takes exactly one prompt string per request (no token arrays "
+                           "or batches); send one request per prompt.")
+    return prompt
+
+
+def chat_body(body: dict[str, Any], provider: str) -> dict[str, Any]:
+    """The chat request equivalent to a completion request, or a 400 for what it cannot express."""
+    for param in _UNSUPPORTED:
+        if body.get(param) not in (None, "", 0) and not (param == "logprobs" and body[param] is False):
+            raise _unsupported(provider, param, "the provider only has a chat interface.")
+    best_of = body.get("best_of")
+    if best_of not in (None, 1):
+        raise _unsupported(provider, "best_of", "the provider cannot generate and rank several answers.")
+    prompt = single_prompt(body, provider)
+    chat = {k: v for k, v in body.items() if k not in _DROPPED}
+    chat["messages"] = [{"role": "user", "content": prompt}]
+    if body.get("stream"):
+        chat["stream_options"] = body.get("stream_options") or {}
+    return chat
+
+
+def echo_prefix(body: dict[str, Any]) -> str:
+    return body["prompt"] if body.get("echo") and isinstance(body.get("prompt"), str) else (
+        body["prompt"][0] if body.get("echo") and isinstance(body.get("prompt"), list) else "")
+
+
+def _completion_id(chat_id: Any) -> str:
+    text = str(chat_id or "")
+    return "cmpl-" + (text.removeprefix("chatcmpl-") or str(int(time.time() * 1000)))
+
+
+def text_completion(chat: bytes, echo: str = "") -> bytes:
+    """A ``chat.completion`` body as a ``text_completion`` body."""
+    data = orjson.loads(chat)
+    choices = [
+        {"text": echo + ((c.get("message") or {}).get("content") or ""), "index": c.get("index", i),
+         "logprobs": None, "finish_reason": _finish(c.get("finish_reason"))}
+        for i, c in enumerate(data.get("choices") or [])
+    ]
+    out = {"id": _completion_id(data.get("id")), "object": "text_completion", "created": data.get("created"),
+           "model": data.get("model"), "choices": choices}
+    if data.get("usage") is not None:
+        out["usage"] = data["usage"]
+    return orjson.dumps(out)
+
+
+def _finish(reason: Any) -> str | None:
+    # text_completion knows stop, length and content_filter; a tool call cannot happen without tools.
+    return reason if reason in (None, "stop", "length", "content_filter") else "stop"
+
+
+class CompletionStream(StreamTranslator):
+    """Wraps a chat stream translator and rewrites its OpenAI chat chunks as text_completion chunks."""
+
+    def __init__(self, chat: StreamTranslator, echo: str = "") -> None:
+        self.chat = chat
+        self.echo = echo
+        self._pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        return self._convert(self.chat.feed(data))
+
+    def close(self) -> bytes:
+        out = self._convert(self.chat.close())
+        rest, self._pending = self._pending, b""
+        return out + (self._event(rest) if rest.strip() else b"")
+
+    def _sync(self) -> None:
+        self.usage, self.first_token_seen, self.finished = self.chat.usage, self.chat.first_token_seen, self.chat.finished
+
+    def _convert(self, chunk: bytes) -> bytes:
+        self._sync()
+        if not chunk:
+            return b""
+        buf = self._pending + chunk
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self._pending = buf
+            return b""
+        complete, self._pending = buf[: end + 2], buf[end + 2 :]
+        return b"".join(self._event(event) for event in complete.split(b"\n\n") if event.strip())
+
+    def _event(self, event: bytes) -> bytes:
+        data = event.strip().removeprefix(b"data:").strip()
+        if data == b"[DONE]":
+            return b"data: [DONE]\n\n"
+        payload = orjson.loads(data)
+        if "error" in payload:
+            return b"data: " + data + b"\n\n"
+        choices = []
+        for i, c in enumerate(payload.get("choices") or []):
+            delta = c.get("delta") or {}
+            text = delta.get("content") or ""
+            if self.echo and "role" in delta:
+                text, self.echo = self.echo + text, ""
+            if not text and c.get("finish_reason") is None and "role" in delta:
+                continue
+            choices.append({"text": text, "index": c.get("index", i), "logprobs": None,
+                            "finish_reason": _finish(c.get("finish_reason"))})
+        if not choices and payload.get("usage") is None:
+            return b""
+        out = {"id": _completion_id(payload.get("id")), "object": "text_completion", "created": payload.get("created"),
+               "model": payload.get("model"), "choices": choices}
+        if "usage" in payload:
+            out["usage"] = payload["usage"]
+        return b"data: " + orjson.dumps(out) + b"\n\n"
