@@ -24,6 +24,10 @@ async def send_with_fallbacks(
         call.attempts += 1
         call.route = route
         adapter = adapter_for(route.account)
+        if adapter.requires_api_key and not route.account.api_key:
+            last_error = ProviderError(503, f"The provider account '{route.account.name}' has no API key configured; "
+                                       "an administrator must add one.", "upstream_error", "provider_not_configured")
+            continue
         request = build(adapter, route)
         try:
             response = await client.send(request, route.account.connect_timeout, route.account.read_timeout)

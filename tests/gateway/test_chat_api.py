@@ -224,3 +224,13 @@ def test_request_body_over_the_limit_is_413(openai_setup: dict, settings) -> Non
     response = post(openai_setup, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 2000}]})
     assert response.status_code == 413
     assert_valid("ErrorResponse", response.json())
+
+
+def test_a_provider_without_a_key_is_skipped_and_reported_not_sent(openai_setup: dict, fake_openai) -> None:
+    keyless = make_provider("keyless", base_url=fake_openai.base_url, api_key="")
+    make_model("unconfigured", (keyless, "gpt-4o-mini"))
+    response = post(openai_setup, {"model": "unconfigured", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "provider_not_configured"
+    assert fake_openai.requests == []
+    make_model("half-configured", (keyless, "gpt-4o-mini"), (openai_setup["account"], "gpt-4o-mini"))
+    assert post(openai_setup, {"model": "half-configured", "messages": [{"role": "user", "content": "x"}]}).status_code == 200
