@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from gateway.models import ProviderAccount
 from gateway.upstream import UpstreamClient, UpstreamUnavailable
+from providers.base import ProviderError
 from providers.registry import UnknownKind, adapter_for
 
 
@@ -35,6 +36,8 @@ def check_connection(account: ProviderAccount) -> tuple[bool, str]:
         ok, message = async_to_sync(_probe)(account)
     except UnknownKind as exc:
         ok, message = False, str(exc)
+    except ProviderError as exc:  # e.g. an option the request needs is missing
+        ok, message = False, exc.message
     now = timezone.now()
     if ok:
         ProviderAccount.objects.filter(pk=account.pk).update(last_success_at=now)
