@@ -1,4 +1,4 @@
-"""The Django/DRF side of the API: the model list and the health check (low volume, not hot)."""
+"""The Django/DRF side of the API: the model list, token counting and the health check (low volume, not hot)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway import routing
+from gateway import routing, tokenizer, validation
 from gateway.authentication import TokenInfo
-from gateway.errors import model_not_found
+from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.routing import Entry
 
 
@@ -43,6 +43,72 @@ class ModelDetail(APIView):
         entry = resolved[0]
         data = model_object(entry)
         data["id"] = model
+        return Response(data)
+
+
+def _tokenize_input(body: dict[str, Any]) -> str | list[str]:
+    value = body["input"]
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise invalid_request("'input' must be a string or an array of strings.", "input", "invalid_type")
+    if not value:
+        raise invalid_request("'input' must contain at least one string.", "input", "empty_array")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise invalid_request(f"'input[{i}]' must be a string.", f"input[{i}]", "invalid_type")
+    return value
+
+
+class Tokenize(APIView):
+    """POST /v1/tokenize: the tokens of ``input`` (a string or strings) or of chat ``messages``.
+
+    Exact for OpenAI models (their own tiktoken encoding), otherwise a marked estimate; with the
+    model's context window and what remains of it.
+    """
+
+    def post(self, request: Request) -> Response:
+        token: TokenInfo = request.user
+        body = validation.json_object(request.data)
+        registry = routing.current_sync()
+        model = validation.optional_string(body, "model")
+        if model is None:
+            if registry.default is None:
+                raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+            model = registry.default.name
+        resolved = registry.resolve(model)
+        if resolved is None or not resolved[1]:
+            raise model_not_found(model)
+        entry, routes = resolved
+        if not token.allows(model, entry.name):
+            raise model_not_allowed(model)
+        has_input, has_messages = body.get("input") is not None, body.get("messages") is not None
+        if has_input == has_messages:
+            raise invalid_request(
+                "Provide exactly one of 'input' (a string or an array of strings) or 'messages'.", "input",
+                "invalid_value" if has_input else "missing_required_parameter",
+            )
+        # An alias counts with the tokenizer of the upstream model it is served by.
+        names = [model, *(route.model_for(model) for route in routes)]
+        counted_as = next((name for name in names if tokenizer.encoding_for(name)), model)
+        data: dict[str, Any] = {"object": "tokenize", "model": model}
+        if has_input:
+            texts = _tokenize_input(body)
+            count = tokenizer.count_text(counted_as, texts)
+            data["tokens"] = count.tokens
+            if isinstance(texts, list):
+                data["counts"] = list(count.counts)
+        else:
+            tools = body.get("tools")
+            if tools is not None and not isinstance(tools, list):
+                raise invalid_request("'tools' must be an array of tool objects.", "tools", "invalid_type")
+            count = tokenizer.count_messages(counted_as, validation.chat_messages(body), tools)
+            data["tokens"] = count.tokens
+        window = entry.context_window
+        data.update({
+            "exact": count.exact, "estimated": count.estimated, "method": count.method,
+            "context_window": window, "remaining": window - count.tokens if window else None,
+        })
         return Response(data)
 
 

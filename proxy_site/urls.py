@@ -10,6 +10,7 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("v1/models", views.ModelList.as_view(), name="models"),
     path("v1/models/<path:model>", views.ModelDetail.as_view(), name="model-detail"),
+    path("v1/tokenize", views.Tokenize.as_view(), name="tokenize"),
     path("v1/model-options", catalog.ModelOptions.as_view(), name="model-options"),
     path("v1/route-check", catalog.RouteCheck.as_view(), name="route-check"),
 ]
