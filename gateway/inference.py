@@ -4,6 +4,7 @@ answer whole or streamed, log. What differs per endpoint is an ``Operation`` (ga
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +27,8 @@ class Operation:
     request: Callable[[Adapter, dict[str, Any], str, Entry], UpstreamRequest]
     result: Callable[[Adapter, bytes, str, dict[str, Any]], ChatResult]
     stream: Callable[[Adapter, str, bool, dict[str, Any]], StreamTranslator] | None = None
-    # Usage to log when the provider reports none: (client body, answer body or None) -> Usage.
-    estimate: Callable[[dict[str, Any], bytes | None], Usage] | None = None
+    # Usage to log when the provider reports none: (client body, answer bytes, model) -> Usage.
+    estimate: Callable[[dict[str, Any], bytes, str], Usage] | None = None
 
 
 def session_id(request: Request) -> str:
@@ -83,7 +84,9 @@ async def handle(operation: Operation, request: Request, response: Response) -> 
             call.response_body = result.body
             await response.json(200, result.body)
         if call.usage is None and operation.estimate is not None and call.error is None:
-            call.usage = operation.estimate(client_body, call.response_body or None)
+            # Off the event loop: the first use of an encoding in a process takes a moment to load.
+            model = call.route.model_for(call.requested_model) if call.route else call.requested_model
+            call.usage = await asyncio.to_thread(operation.estimate, client_body, call.response_body, model)
             call.usage_estimated = True
     except ProviderError as exc:
         call.fail(exc)

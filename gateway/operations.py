@@ -7,6 +7,7 @@ from typing import Any
 from gateway import validation
 from gateway.asgi import Request, Response
 from gateway.inference import Operation, handle
+from gateway.usage_estimate import estimate, estimate_prompt_only
 
 
 def _chat_validate(body: dict[str, Any]) -> None:
@@ -19,6 +20,7 @@ CHAT = Operation(
     request=lambda adapter, body, model, entry: adapter.chat_request(body, model, entry.max_output_tokens),
     result=lambda adapter, raw, model, client: adapter.chat_result(raw, model),
     stream=lambda adapter, model, include_usage, client: adapter.chat_stream(model, include_usage),
+    estimate=estimate,
 )
 
 COMPLETIONS = Operation(
@@ -27,6 +29,7 @@ COMPLETIONS = Operation(
     request=lambda adapter, body, model, entry: adapter.completion_request(body, model, entry.max_output_tokens),
     result=lambda adapter, raw, model, client: adapter.completion_result(raw, model, client),
     stream=lambda adapter, model, include_usage, client: adapter.completion_stream(model, include_usage, client),
+    estimate=estimate,
 )
 
 EMBEDDINGS = Operation(
@@ -34,6 +37,7 @@ EMBEDDINGS = Operation(
     validate=validation.embeddings_input,
     request=lambda adapter, body, model, entry: adapter.embeddings_request(body, model),
     result=lambda adapter, raw, model, client: adapter.embeddings_result(raw, model, client),
+    estimate=estimate_prompt_only,
 )
 
 
