@@ -97,6 +97,12 @@ class FakeOpenAI(FakeServer):
         return [web.post("/v1/chat/completions", self.chat), web.get("/v1/models", self.models),
                 web.post("/v1/completions", self.completions), web.post("/v1/embeddings", self.embeddings)]
 
+    without_usage = False  # like some OpenAI-compatible servers: no usage, whatever is asked
+
+    def reset(self) -> None:
+        super().reset()
+        self.without_usage = False
+
     def fail_next(self, status: int) -> None:
         """The next request gets OpenAI's error body for this status (429 with retry-after: 1)."""
         message, type_, code, param = ERRORS.get(status, ERRORS[500])
@@ -126,15 +132,19 @@ class FakeOpenAI(FakeServer):
         base = {"id": "chatcmpl-fake0001", "created": int(time.time()), "model": body["model"],
                 "system_fingerprint": "fp_fake"}
         if body.get("stream"):
-            return await self.sse(request, list(self._chunks(base, plan, body)))
+            shown = {**body, "stream_options": None} if self.without_usage else body
+            return await self.sse(request, list(self._chunks(base, plan, shown)))
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if "tool_call" in plan:
             message["tool_calls"] = [plan["tool_call"]]
         else:
             message["content"] = "".join(plan["pieces"])
-        return self.json_response({**base, "object": "chat.completion", "choices": [
+        answer = {**base, "object": "chat.completion", "choices": [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": plan["finish_reason"]}],
-            "usage": usage(plan), "service_tier": "default"})
+            "usage": usage(plan), "service_tier": "default"}
+        if self.without_usage:
+            del answer["usage"]
+        return self.json_response(answer)
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         if denied := self._unauthorized(request):

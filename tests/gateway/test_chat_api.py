@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import orjson
@@ -234,3 +236,18 @@ def test_a_provider_without_a_key_is_skipped_and_reported_not_sent(openai_setup:
     assert fake_openai.requests == []
     make_model("half-configured", (keyless, "gpt-4o-mini"), (openai_setup["account"], "gpt-4o-mini"))
     assert post(openai_setup, {"model": "half-configured", "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_is_estimated_with_the_tokenizer_when_the_upstream_reports_none(openai_setup: dict, stream: bool) -> None:
+    openai_setup["upstream"].without_usage = True
+    response = post(openai_setup, {"model": "gpt-4o-mini", "stream": stream,
+                                   "messages": [{"role": "user", "content": "hello world"}]})
+    assert response.status_code == 200
+    deadline = time.monotonic() + 10  # the row is queued once the estimate is done (first use loads the encoding)
+    while not logs(openai_setup) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    row = logs(openai_setup)[-1]
+    # o200k_base (cookbook rule): 3 per message + "user" 1 + "hello world" 2 + 3 reply priming; "Echo: hello world" is 4.
+    assert (row.prompt_tokens, row.completion_tokens, row.usage_estimated) == (9, 4, True)
+    assert row.cost > 0
