@@ -27,6 +27,8 @@ PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_time
 MODEL_KEYS = {"name", "description", "deployments", "input_price_per_million", "output_price_per_million",
               "context_window", "max_output_tokens", "is_default", "active", *ModelEntry.CAPABILITIES}
 DEPLOYMENT_KEYS = {"provider", "model", "weight", "priority", "active"}
+# The registry the gateway starts with: the seed's routing (see the file's comments).
+DEFAULTS = Path(__file__).parent / "defaults" / "seed.yaml"
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -191,6 +193,10 @@ def _model(check: _Checker, path: str, item: dict[str, Any], provider_names: set
     return entry
 
 
+def registry_is_empty() -> bool:
+    return not ProviderAccount.objects.exists() and not ModelEntry.objects.exists()
+
+
 def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
     """Validate the whole document, then apply it in one transaction."""
     if document is None:
@@ -216,8 +222,10 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
         accounts = {}
         for _, item, account in providers:
             (summary.updated if account.pk else summary.created).append(f"provider {account.name}")
-            if "api_key" in item:
-                account.set_api_key(item["api_key"] or "")
+            if item.get("api_key"):
+                account.set_api_key(item["api_key"])
+            elif "api_key" in item and item["api_key"] is None:  # `api_key: null` removes the stored key
+                account.set_api_key("")
             account.save()
             accounts[account.name] = account
         for _, item, entry in models:

@@ -7,16 +7,21 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateway.config_file import ConfigError, apply, load
+from gateway.config_file import DEFAULTS, ConfigError, apply, load
 
 
 class Command(BaseCommand):
     help = "Apply a YAML or JSON configuration file (providers, models) idempotently; nothing is half-applied."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path)
+        parser.add_argument("file", type=Path, nargs="?")
+        parser.add_argument("--defaults", action="store_true",
+                            help=f"Apply the shipped default registry ({DEFAULTS.name}: the seed's routing).")
 
-    def handle(self, *args: Any, file: Path, **options: Any) -> None:
+    def handle(self, *args: Any, file: Path | None, defaults: bool, **options: Any) -> None:
+        if defaults == (file is not None):
+            raise CommandError("Give either a FILE or --defaults.")
+        file = DEFAULTS if defaults else file
         if not file.is_file():
             raise CommandError(f"{file}: no such file")
         try:

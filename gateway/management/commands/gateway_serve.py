@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from gateway.config_file import DEFAULTS, apply, load, registry_is_empty
+
 
 def gunicorn_argv(bind: str, workers: int) -> list[str]:
     """The gunicorn command line; each setting is the one measured in bench/ (see README)."""
@@ -35,11 +37,17 @@ class Command(BaseCommand):
         parser.add_argument("--bind", default=settings.GATEWAY["BIND"], help="HOST:PORT (default %(default)s)")
         parser.add_argument("--workers", type=int, default=settings.GATEWAY["WORKERS"])
         parser.add_argument("--no-migrate", action="store_true", help="Skip `migrate`.")
+        parser.add_argument("--no-defaults", action="store_true",
+                            help="Do not load the default registry into an empty database.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write("Database is up to date.")
+        if not options["no_defaults"] and registry_is_empty():
+            apply(load(DEFAULTS))
+            self.stdout.write(f"First start: loaded the default registry ({DEFAULTS.name}: Cloudflare, OpenAI, "
+                              "Gemini and Anthropic providers and their models).")
         self.next_steps(options["bind"])
         sys.stdout.flush()
         argv = gunicorn_argv(options["bind"], options["workers"])
@@ -58,6 +66,8 @@ class Command(BaseCommand):
             steps.append(f"Create the first admin user:      {manage} createsuperuser")
         if not ProviderAccount.objects.exists():
             steps.append(f"Add a provider and a model:       {url}/admin/  or  {manage} gateway_apply FILE.yaml")
+        elif not any(p.is_configured for p in ProviderAccount.objects.filter(active=True)):
+            steps.append(f"Add a provider API key:           {url}/admin/gateway/provideraccount/")
         if not ApiToken.objects.exists():
             steps.append(f"Issue an API token:               {manage} gateway_token create --name my-app")
         if steps:
