@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.provider_check import check_connection
@@ -128,12 +129,22 @@ class RequestLogAdmin(admin.ModelAdmin):
     """Read-only: rows are written by the gateway, never edited."""
 
     list_display = ("created_at", "request_id", "endpoint", "token_name", "requested_model", "provider_account",
-                    "status_code", "prompt_tokens", "completion_tokens", "cost", "latency_ms", "ttft_ms", "session_id")
+                    "status_code", "prompt_tokens", "completion_tokens", "cost", "latency_ms", "ttft_ms", "session")
     list_filter = ("status_code", "endpoint", "provider_kind", "stream", "error_type", "created_at")
     search_fields = ("request_id", "session_id", "requested_model", "token_name", "provider_account")
     date_hierarchy = "created_at"
     list_select_related = False
     show_full_result_count = False
+
+    @admin.display(description="session", ordering="session_id")
+    def session(self, obj: RequestLog) -> str:
+        """The session id, linking to all of that session's requests."""
+        if not obj.session_id:
+            return "-"
+        return format_html('<a href="?session_id={}">{}</a>', obj.session_id, obj.session_id)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup in ("session_id", "session_id__exact") or super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

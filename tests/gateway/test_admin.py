@@ -116,3 +116,6 @@ def test_request_logs_are_searchable_by_session_and_read_only(admin_client: Clie
     filtered = admin_client.get(reverse("admin:gateway_requestlog_changelist"), {"status_code": "500"}).content.decode()
     assert "req_2" in filtered and "req_1" not in filtered
     assert admin_client.get(reverse("admin:gateway_requestlog_add")).status_code == 403
+    session = admin_client.get(reverse("admin:gateway_requestlog_changelist"), {"session_id": "sess-abc"})
+    assert session.status_code == 200 and "req_1" in session.content.decode() and "req_2" not in session.content.decode()
+    assert 'href="?session_id=sess-abc"' in page

@@ -251,3 +251,11 @@ def test_usage_is_estimated_with_the_tokenizer_when_the_upstream_reports_none(op
     # o200k_base (cookbook rule): 3 per message + "user" 1 + "hello world" 2 + 3 reply priming; "Echo: hello world" is 4.
     assert (row.prompt_tokens, row.completion_tokens, row.usage_estimated) == (9, 4, True)
     assert row.cost > 0
+
+
+def test_session_id_comes_from_the_cookie_too_and_is_length_limited(openai_setup: dict) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+    post(openai_setup, body, {"Cookie": "theme=dark; session_id=cookie-sess-7"})
+    post(openai_setup, body, {"X-SESSION-ID": "s" * 500})
+    first, second = logs(openai_setup)
+    assert first.session_id == "cookie-sess-7" and second.session_id == "s" * 128
