@@ -1,0 +1,104 @@
+"""The seed's README (the Cloudflare AI Proxy Worker) `curl` examples, run verbatim with curl against a
+live gateway on the default registry, with the X-AUTH-TOKEN header added (this gateway requires a token)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from gateway.config_file import DEFAULTS, apply, load
+from gateway.models import ProviderAccount
+from tests.conftest import UPSTREAM_KEY, make_token
+from tests.fakes.cloudflare_upstream import ACCOUNT_ID, FakeCloudflare
+from tests.openai_schema import assert_valid
+
+SEED_HOST = "http://localhost:8787"
+
+# Copied verbatim from the seed's README ("API Usage").
+HEALTH = "curl http://localhost:8787/health"
+MODEL_OPTIONS = "curl http://localhost:8787/v1/model-options"
+CHAT = """curl -X POST http://localhost:8787/v1/chat/completions \\
+  -H "Content-Type: application/json" \\
+  -H "X-AUTH-TOKEN: your-token" \\
+  -d '{
+    "model": "@cf/meta/llama-4-scout-17b-16e-instruct",
+    "messages": [
+      {"role": "user", "content": "Hello, how are you?"}
+    ],
+    "temperature": 0.7
+  }'"""
+TOKENIZE = """curl -X POST http://localhost:8787/v1/tokenize \\
+  -H "Content-Type: application/json" \\
+  -d '{
+    "input": "Count the tokens in this text",
+    "model": "@cf/meta/llama-4-scout-17b-16e-instruct"
+  }'"""
+ROUTE_CHECK = 'curl "http://localhost:8787/v1/route-check?model=gpt-4"'
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
+
+
+@pytest.fixture(scope="module")
+def _cloudflare() -> Iterator[FakeCloudflare]:
+    server = FakeCloudflare(UPSTREAM_KEY)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def seed(live_gateway, _cloudflare: FakeCloudflare) -> dict:
+    _cloudflare.reset()
+    apply(load(DEFAULTS), environ={"CLOUDFLARE_API_TOKEN": UPSTREAM_KEY, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID})
+    ProviderAccount.objects.filter(name="cloudflare").update(base_url=_cloudflare.base_url)
+    return {"url": live_gateway.url, "token": make_token("seed"), "upstream": _cloudflare}
+
+
+def run(seed: dict, command: str) -> tuple[int, dict]:
+    """Run a seed example in a shell against the live gateway, with the token in X-AUTH-TOKEN."""
+    command = command.replace(SEED_HOST, seed["url"]).replace("X-AUTH-TOKEN: your-token", f"X-AUTH-TOKEN: {seed['token']}")
+    if "X-AUTH-TOKEN" not in command:
+        command += f' -H "X-AUTH-TOKEN: {seed["token"]}"'
+    done = subprocess.run(["bash", "-c", command + " -sS -w '\\n%{http_code}'"], capture_output=True, text=True,
+                          timeout=30, check=True)
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status), orjson.loads(body)
+
+
+def test_health(seed: dict) -> None:
+    status, body = run(seed, HEALTH)
+    assert status == 200 and body["status"] == "ok"
+    assert {p["name"]: p["configured"] for p in body["providers"]}["cloudflare"] is True
+
+
+def test_model_options(seed: dict) -> None:
+    status, body = run(seed, MODEL_OPTIONS)
+    options = {o["id"]: o for o in body["data"]}
+    scout = options["@cf/meta/llama-4-scout-17b-16e-instruct"]
+    assert status == 200 and scout["provider"] == "cloudflare" and scout["context_window"] == 131000
+    assert body["default_model"] == "@cf/meta/llama-4-scout-17b-16e-instruct" and "gpt-4" in options
+
+
+def test_chat_completion_on_workers_ai(seed: dict) -> None:
+    status, body = run(seed, CHAT)
+    assert status == 200 and body["choices"][0]["message"]["content"] == "Echo: Hello, how are you?"
+    assert_valid("CreateChatCompletionResponse", body)
+    sent = seed["upstream"].last
+    assert sent.path.endswith(f"/accounts/{ACCOUNT_ID}/ai/run/@cf/meta/llama-4-scout-17b-16e-instruct")
+    assert sent.json["temperature"] == 0.7 and sent.json["max_tokens"] == 4096  # the registry's default
+
+
+def test_token_estimation(seed: dict) -> None:
+    status, body = run(seed, TOKENIZE)
+    assert status == 200 and body["tokens"] > 0 and body["estimated"] is True
+    assert body["context_window"] == 131000 and body["remaining"] == 131000 - body["tokens"]
+
+
+def test_provider_routing(seed: dict) -> None:
+    status, body = run(seed, ROUTE_CHECK)
+    assert status == 200 and body["matched"] == {"entry": "gpt-4", "rule": "exact"}
+    assert body["deployments"][0]["provider_kind"] == "openai"
