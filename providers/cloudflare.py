@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import orjson
 
+from providers import embeddings
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
 
 WORKERS_AI_DEFAULT_MAX_TOKENS = 256  # what the run endpoint uses when no max_tokens is sent
@@ -393,8 +394,11 @@ class CloudflareAdapter(Adapter):
             payload["tools"] = _tools(body["tools"])
         if body.get("response_format") is not None and (fmt := _response_format(body["response_format"])):
             payload["response_format"] = fmt
+        return UpstreamRequest("POST", self.run_url(upstream_model), self.headers(), orjson.dumps(payload))
+
+    def run_url(self, upstream_model: str) -> str:
         model = quote(upstream_model.strip("/"), safe="/@")  # catalog names keep their slashes as path segments
-        return UpstreamRequest("POST", f"{self.account_url()}/ai/run/{model}", self.headers(), orjson.dumps(payload))
+        return f"{self.account_url()}/ai/run/{model}"
 
     def result_of(self, body: bytes) -> dict[str, Any]:
         """The ``result`` object of a v4 envelope, or a 502 saying what was wrong."""
@@ -468,6 +472,14 @@ class CloudflareAdapter(Adapter):
                 code = code or _ERROR_CODES.get(error["code"])
             messages.append(text)
         return "; ".join(messages), None, code, None
+
+    def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
+        payload = embeddings.workers_ai_request(body, self.label)
+        return UpstreamRequest("POST", self.run_url(upstream_model), self.headers(), orjson.dumps(payload))
+
+    def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+        vectors = embeddings.workers_ai_vectors(self.result_of(body))
+        return embeddings.embedding_list(vectors, public_model, request, self.name)
 
     def models_request(self) -> UpstreamRequest:
         return UpstreamRequest("GET", f"{self.account_url()}/ai/models/search?per_page=1", self.headers())

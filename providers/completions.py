@@ -84,6 +84,7 @@ class CompletionStream(StreamTranslator):
     def __init__(self, chat: StreamTranslator, echo: str = "") -> None:
         self.chat = chat
         self.echo = echo
+        self._echoed: set[int] = set()  # choices whose text already starts with the echoed prompt
         self._pending = b""
 
     def feed(self, data: bytes) -> bytes:
@@ -120,16 +121,18 @@ class CompletionStream(StreamTranslator):
         for i, c in enumerate(payload.get("choices") or []):
             delta = c.get("delta") or {}
             text = delta.get("content") or ""
-            if self.echo and "role" in delta:
-                text, self.echo = self.echo + text, ""
+            index = c.get("index", i)
+            if self.echo and "role" in delta and index not in self._echoed:
+                text = self.echo + text
+                self._echoed.add(index)
             if not text and c.get("finish_reason") is None and "role" in delta:
                 continue
-            choices.append({"text": text, "index": c.get("index", i), "logprobs": None,
+            choices.append({"text": text, "index": index, "logprobs": None,
                             "finish_reason": _finish(c.get("finish_reason"))})
         if not choices and payload.get("usage") is None:
             return b""
         out = {"id": _completion_id(payload.get("id")), "object": "text_completion", "created": payload.get("created"),
                "model": payload.get("model"), "choices": choices}
-        if "usage" in payload:
+        if payload.get("usage") is not None:  # chat chunks may carry "usage": null; CompletionUsage is an object
             out["usage"] = payload["usage"]
         return b"data: " + orjson.dumps(out) + b"\n\n"

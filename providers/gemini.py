@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import orjson
 
+from providers import embeddings
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
 from providers.gemini_request import LABEL, SIGNATURE_MARK, request_body
 
@@ -301,6 +302,19 @@ class GeminiAdapter(Adapter):
 
     def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
         return GeminiStream(public_model, include_usage, self.error)
+
+    def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
+        model = upstream_model.removeprefix("models/")
+        payload = embeddings.gemini_request(body, model, LABEL)
+        url = f"{self.base_url}/models/{quote(model, safe='')}:batchEmbedContents"
+        return UpstreamRequest("POST", url, self.headers(), orjson.dumps(payload))
+
+    def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        return embeddings.embedding_list(embeddings.gemini_vectors(data), public_model, request, self.account.name)
 
     def models_request(self) -> UpstreamRequest:
         return UpstreamRequest("GET", f"{self.base_url}/models", self.headers())

@@ -9,7 +9,10 @@ Behaviour, so tests can predict answers (the same rules as the fake OpenAI):
 - "call <name>" in the last user message, with a tool of that name offered, returns a tool call;
 - `max_tokens` cuts the reply at that many words; without it the cut is at 256 words, like the real
   service's default; the native output carries no finish reason;
-- tokens are whitespace-separated words.
+- tokens are whitespace-separated words;
+- a text-embeddings model (``EMBEDDING_MODELS``) takes ``{"text": string | string[<=100]}`` and returns
+  ``{"shape": [n, 8], "data": [fake_vector(text), ...], "pooling": "mean"}`` with no usage, like the
+  real models' output schema.
 
 Stricter than documented where that catches translation bugs: message contents must be strings,
 only the schema's parameters are accepted, and documented ranges are checked (400, code 5004).
@@ -23,12 +26,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.openai_upstream import fake_vector
 from tests.fakes.server import FakeServer, count_tokens, words
 
 ACCOUNT_ID = "acc123"
 DEFAULT_MAX_TOKENS = 256
 TOOL_ARGUMENTS = {"location": "Paris"}
 MODELS = ["@cf/meta/llama-4-scout-17b-16e-instruct", "@cf/meta/llama-3.1-8b-instruct"]
+EMBEDDING_MODELS = ["@cf/baai/bge-base-en-v1.5", "@cf/baai/bge-large-en-v1.5"]
+EMBEDDING_DIMENSIONS = 8  # the real models have 768 or 1024; fake_vector gives at most 32
+EMBEDDING_PARAMETERS = {"text", "pooling", "truncate_inputs"}
 PARAMETERS = {"messages", "prompt", "raw", "lora", "stream", "max_tokens", "temperature", "top_p", "top_k", "seed",
               "repetition_penalty", "frequency_penalty", "presence_penalty", "response_format", "tools", "functions",
               "options"}
@@ -93,6 +100,22 @@ def invalid(body: Any) -> str | None:
     return None
 
 
+def embedding_texts(body: Any) -> list[str] | str:
+    """The texts of a text-embeddings body, or why the model schema refuses it."""
+    if not isinstance(body, dict) or "text" not in body:
+        return "Required properties missing: text"
+    for name in body:
+        if name not in EMBEDDING_PARAMETERS:
+            return f"Unknown property '/{name}'"
+    text = body["text"]
+    items = [text] if isinstance(text, str) else text
+    if not isinstance(items, list) or not items or not all(isinstance(t, str) and t for t in items):
+        return "Type mismatch of '/text', 'string' or non-empty 'array' of strings expected"
+    if len(items) > 100:
+        return "'/text' must NOT have more than 100 items"
+    return items
+
+
 class FakeCloudflare(FakeServer):
     def __init__(self, api_token: str, account_id: str = ACCOUNT_ID) -> None:
         super().__init__()
@@ -136,6 +159,8 @@ class FakeCloudflare(FakeServer):
         if refused := self._refused(request):
             return refused
         model = request.match_info["model"]
+        if model in EMBEDDING_MODELS:
+            return self.embed(await request.read())
         if model not in MODELS:
             return envelope_error(400, 5007, f"No such model {model} or task")
         try:
@@ -151,6 +176,17 @@ class FakeCloudflare(FakeServer):
         if "tool_call" in plan:
             result["tool_calls"] = [plan["tool_call"]]
         return self.json_response({"result": result, "success": True, "errors": [], "messages": []})
+
+    def embed(self, raw: bytes) -> web.Response:
+        try:
+            items = embedding_texts(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            items = "the body is not JSON"
+        if isinstance(items, str):
+            return envelope_error(400, 5004, f"AiError: Bad input: {items}")
+        data = [fake_vector(text, EMBEDDING_DIMENSIONS) for text in items]
+        return self.json_response({"result": {"shape": [len(data), EMBEDDING_DIMENSIONS], "data": data,
+                                              "pooling": "mean"}, "success": True, "errors": [], "messages": []})
 
     def _events(self, plan: dict[str, Any]) -> list[bytes]:
         def event(payload: dict[str, Any]) -> bytes:

@@ -9,7 +9,10 @@ Behaviour, so tests can predict answers (the same rules as the fake OpenAI):
 - "forbidden" in the last user text ends the answer with finishReason SAFETY and no content;
   "prohibited" blocks the prompt: no candidates, ``promptFeedback.blockReason`` PROHIBITED_CONTENT;
 - ``candidateCount`` n returns n identical candidates;
-- tokens are whitespace-separated words; stream chunks carry the cumulative ``usageMetadata``.
+- tokens are whitespace-separated words; stream chunks carry the cumulative ``usageMetadata``;
+- ``batchEmbedContents`` on an embedding model (``EMBEDDING_MODELS``) returns ``fake_vector(text,
+  outputDimensionality or 8)`` per request, and like the real API no token counts; more than 100
+  requests, a request naming another model, unknown fields or an empty text get 400 INVALID_ARGUMENT.
 Like the real API it refuses unknown request fields, roles other than user/model and bad base64
 with 400 INVALID_ARGUMENT, a wrong key with 400 API_KEY_INVALID and a missing key with 403.
 """
@@ -25,11 +28,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.openai_upstream import fake_vector
 from tests.fakes.server import FakeServer, count_tokens, words
 
 TOOL_ARGS = {"location": "Paris"}
 SIGNATURE = "c2lnbmVkLWJ5LWZha2UtZ2VtaW5p"
 MODELS = ["gemini-2.5-flash", "gemini-2.5-pro"]
+EMBEDDING_MODELS = ["gemini-embedding-001", "text-embedding-004"]
+EMBEDDING_DIMENSIONS = 8  # the fake's default size (fake_vector gives at most 32 values)
+EMBED_FIELDS = {"model", "content", "taskType", "title", "outputDimensionality"}
 REQUEST_FIELDS = {"contents", "systemInstruction", "generationConfig", "tools", "toolConfig", "safetySettings",
                   "cachedContent"}
 CONFIG_FIELDS = {"temperature", "topP", "topK", "maxOutputTokens", "stopSequences", "candidateCount",
@@ -96,6 +103,28 @@ def check(body: dict[str, Any]) -> None:
                                      "Base64 decoding failed.") from exc
             if "functionResponse" in part and not part["functionResponse"].get("name"):
                 raise BadRequest("* GenerateContentRequest.contents.parts.function_response.name: Name cannot be empty.")
+
+
+def embed_requests(model: str, body: dict[str, Any]) -> list[tuple[str, int]]:
+    """(text, size) per request of a ``BatchEmbedContentsRequest``, or what the real API refuses."""
+    if set(body) - {"requests"}:
+        raise BadRequest(f'Invalid JSON payload received. Unknown name "{sorted(set(body) - {"requests"})[0]}".')
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise BadRequest("* BatchEmbedContentsRequest.requests: requests is not specified")
+    if len(requests) > 100:
+        raise BadRequest("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch")
+    out = []
+    for i, one in enumerate(requests):
+        if set(one) - EMBED_FIELDS:
+            raise BadRequest(f'Invalid JSON payload received. Unknown name at \'requests[{i}]\'.')
+        if one.get("model") != f"models/{model}":
+            raise BadRequest(f"* BatchEmbedContentsRequest.requests[{i}].model: the model must match models/{model}")
+        text = text_of((one.get("content") or {}).get("parts") or [])
+        if not text:
+            raise BadRequest(f"* BatchEmbedContentsRequest.requests[{i}].content: contents must not be empty")
+        out.append((text, int(one.get("outputDimensionality") or EMBEDDING_DIMENSIONS)))
+    return out
 
 
 def plan_reply(body: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +210,8 @@ class FakeGemini(FakeServer):
         if denied := self._denied(request):
             return denied
         model, _, method = request.match_info["target"].partition(":")
+        if method == "batchEmbedContents":
+            return self.embed(model, orjson.loads(await request.read()))
         if method not in ("generateContent", "streamGenerateContent"):
             return web.Response(status=404, body=google_error(404, "NOT_FOUND", "Method not found."),
                                 content_type="application/json")
@@ -203,6 +234,17 @@ class FakeGemini(FakeServer):
         parts = [self._call_part(plan)] if "call" in plan else [{"text": "".join(plan["pieces"])}]
         return self.json_response({**base, "candidates": self._candidates(plan, parts, plan["finish"]),
                                    "usageMetadata": usage_metadata(plan)})
+
+    def embed(self, model: str, body: dict[str, Any]) -> web.Response:
+        if model not in EMBEDDING_MODELS:
+            return web.Response(status=404, body=google_error(404, "NOT_FOUND", f"models/{model} is not found for API "
+                                "version v1beta, or is not supported for embedContent."), content_type="application/json")
+        try:
+            vectors = [fake_vector(text, size) for text, size in embed_requests(model, body)]
+        except BadRequest as exc:
+            return web.Response(status=400, body=google_error(400, "INVALID_ARGUMENT", str(exc)),
+                                content_type="application/json")
+        return self.json_response({"embeddings": [{"values": v} for v in vectors]})
 
     @staticmethod
     def _call_part(plan: dict[str, Any]) -> dict[str, Any]:
