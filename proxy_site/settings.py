@@ -109,6 +109,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally: the docs page needs no internet
     "gateway",
 ]
 
@@ -173,6 +175,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "gateway.errors.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The gateway's own OpenAPI description (gateway/openapi.py): /v1/openapi.json and /v1/docs.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AI gateway API",
+    "DESCRIPTION": "An OpenAI-compatible API in front of many AI providers. Every error has OpenAI's "
+                   'envelope {"error": {"message", "type", "param", "code"}}.',
+    "VERSION": "1",
+    "OAS_VERSION": "3.0.3",
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # (without drf-spectacular's enum hook: the enums stay inline, e.g. each body's own "object" value)
+    "POSTPROCESSING_HOOKS": ["gateway.openapi.add_undiscovered_operations"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl: null keeps Swagger UI from sending the description to an online validator.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # The seed allows every origin: tokens are sent as headers, never as cookies.

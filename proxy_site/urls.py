@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from gateway import catalog, views
+from gateway import catalog, openapi, views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -13,4 +13,6 @@ urlpatterns = [
     path("v1/tokenize", views.Tokenize.as_view(), name="tokenize"),
     path("v1/model-options", catalog.ModelOptions.as_view(), name="model-options"),
     path("v1/route-check", catalog.RouteCheck.as_view(), name="route-check"),
+    path("v1/openapi.json", openapi.OpenApiDocument.as_view(), name="openapi"),
+    path("v1/docs", openapi.ApiDocs.as_view(), name="docs"),
 ]
