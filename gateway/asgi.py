@@ -172,8 +172,10 @@ class GatewayApp:
                 response.cors = cors.response_headers(value.decode("latin-1"))
         try:
             if scope["method"] != method:
-                raise GatewayError(405, f"Method {scope['method']} is not allowed here; use {method}.",
-                                   "invalid_request_error", "method_not_allowed")
+                await response.json(405, orjson.dumps(GatewayError(
+                    405, f"Method {scope['method']} is not allowed here; use {method}.", "invalid_request_error",
+                    "method_not_allowed").to_dict()), {"Allow": method})
+                return
             body = await read_body(receive, settings.GATEWAY["MAX_BODY_BYTES"])
             request = Request(scope, body)
             response.request_id = request.request_id

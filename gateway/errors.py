@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -74,3 +76,22 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, drf_exceptions.APIException):
         return Response(envelope(str(exc.detail), "api_error", None, exc.default_code), status=exc.status_code)
     return None
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/v1/") or request.path == "/health"
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 handler: OpenAI's envelope for API paths, Django's page elsewhere (the admin)."""
+    if _is_api(request):
+        return JsonResponse(envelope(f"Unknown path: {request.path[:200]}", "invalid_request_error", None, "not_found"),
+                            status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler: never a stack trace; OpenAI's envelope for API paths."""
+    if _is_api(request):
+        return JsonResponse(envelope("The gateway failed to handle this request.", "server_error"), status=500)
+    return defaults.server_error(request)

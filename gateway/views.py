@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -138,6 +139,7 @@ def _database_ok() -> bool:
         return False
 
 
+@require_safe
 async def health(request: HttpRequest) -> JsonResponse:
     """GET /health: the gateway is up; the database answers; each provider account's state."""
     database_ok = await sync_to_async(_database_ok)()

@@ -16,3 +16,6 @@ urlpatterns = [
     path("v1/openapi.json", openapi.OpenApiDocument.as_view(), name="openapi"),
     path("v1/docs", openapi.ApiDocs.as_view(), name="docs"),
 ]
+
+handler404 = "gateway.errors.not_found"
+handler500 = "gateway.errors.server_error"

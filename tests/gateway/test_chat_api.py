@@ -259,3 +259,15 @@ def test_session_id_comes_from_the_cookie_too_and_is_length_limited(openai_setup
     post(openai_setup, body, {"X-SESSION-ID": "s" * 500})
     first, second = logs(openai_setup)
     assert first.session_id == "cookie-sess-7" and second.session_id == "s" * 128
+
+
+def test_wrong_methods_and_unknown_api_paths_get_openai_errors(openai_setup: dict) -> None:
+    base = openai_setup["gateway"]
+    wrong = httpx.get(f"{base.v1}/chat/completions")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert_valid("ErrorResponse", wrong.json())
+    for response in (httpx.get(f"{base.v1}/no-such-endpoint"), httpx.get(f"{base.v1}/models/a%0Ab",
+                                                                          headers={"X-AUTH-TOKEN": openai_setup["token"]})):
+        assert response.status_code == 404 and response.headers["content-type"] == "application/json"
+        assert_valid("ErrorResponse", response.json())
+    assert httpx.request("TRACE", f"{base.url}/health").status_code == 405
