@@ -81,6 +81,8 @@ class Response:
         self.cors: dict[str, str] = {}
 
     def _headers(self, content_type: bytes, extra: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+        if not self.request_id:  # the request failed before it was read
+            self.request_id = "req_" + secrets.token_hex(12)
         headers = [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
         if self.cors:
             headers += [(k.lower().encode(), v.encode()) for k, v in self.cors.items()]
@@ -165,8 +167,7 @@ class GatewayApp:
 
     async def serve(self, route: tuple[str, Handler], scope: Scope, receive: Receive, send: Send) -> None:
         method, handler = route
-        request_id = "req_" + secrets.token_hex(12)
-        response = Response(send, request_id)
+        response = Response(send, "")
         for name, value in scope["headers"]:
             if name == b"origin":
                 response.cors = cors.response_headers(value.decode("latin-1"))
@@ -186,7 +187,7 @@ class GatewayApp:
         except ConnectionAbortedError:
             return
         except Exception:
-            logger.exception("unhandled error in %s (request %s)", scope["path"], request_id)
+            logger.exception("unhandled error in %s (request %s)", scope["path"], response.request_id)
             if not response.started:
                 await response.error(GatewayError(500, "The gateway failed to handle this request.", "server_error"))
 

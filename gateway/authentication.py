@@ -8,6 +8,7 @@ kept in-process for ``GATEWAY["CACHE_SECONDS"]`` so the hot path makes no query 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,14 +114,27 @@ def _missing() -> TokenInfo:
     )
 
 
+# Lookups in flight, so that requests arriving together with an uncached token share one query.
+_loading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[TokenInfo | None]] = {}
+
+
+async def _load_once(digest: str) -> TokenInfo | None:
+    key = (asyncio.get_running_loop(), digest)
+    pending = _loading.get(key)
+    if pending is None:
+        pending = _loading[key] = asyncio.ensure_future(sync_to_async(load_token)(digest))
+        pending.add_done_callback(lambda _: _loading.pop(key, None))
+    return await asyncio.shield(pending)
+
+
 async def authenticate(raw: str | None) -> TokenInfo:
-    """The hot path's lookup: from the in-process cache, or one query in a worker thread."""
+    """The hot path's lookup: from the in-process cache, or one shared query in a worker thread."""
     if not raw:
         return _missing()
     digest = crypto.token_digest(raw)
     found, info = _cached(digest)
     if not found:
-        info = await sync_to_async(load_token)(digest)
+        info = await _load_once(digest)
         _remember(digest, info)
     return check(info)
 

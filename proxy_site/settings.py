@@ -72,6 +72,7 @@ def database_from_url(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": name or str(BASE_DIR / "db.sqlite3"),
+            "CONN_MAX_AGE": None,  # a local file: keep each thread's connection instead of reopening it
             "OPTIONS": {
                 "timeout": 20,
                 "transaction_mode": "IMMEDIATE",

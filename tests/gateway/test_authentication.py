@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -76,3 +77,19 @@ def test_tokens_are_stored_as_digest_and_prefix_only() -> None:
     assert raw.startswith("sk-gw-") and len(raw) >= 6 + 43
     assert token.prefix == raw[:12] and raw not in (token.digest, token.prefix)
     assert token.digest == authentication.crypto.token_digest(raw)
+
+
+def test_concurrent_requests_with_an_uncached_token_share_one_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def slow_load(digest: str):
+        calls.append(digest)
+        time.sleep(0.05)
+        return authentication.TokenInfo(1, "t", "sk-gw-x", None, True, None, ())
+
+    monkeypatch.setattr(authentication, "load_token", slow_load)
+
+    async def many() -> list:
+        return await asyncio.gather(*(authentication.authenticate("sk-gw-same") for _ in range(50)))
+
+    assert len(asyncio.run(many())) == 50 and len(calls) == 1

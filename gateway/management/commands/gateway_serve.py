@@ -18,14 +18,15 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
     config = settings.GATEWAY
     return [
         sys.executable, "-m", "gunicorn", "proxy_site.asgi:application",
-        "--worker-class", "uvicorn_worker.UvicornWorker",
+        # DEBUG keeps uvicorn's access log; otherwise the lean worker (gateway/worker.py).
+        "--worker-class", "uvicorn_worker.UvicornWorker" if settings.DEBUG else "gateway.worker.GatewayWorker",
         "--workers", str(workers),
         "--bind", bind,
         "--backlog", str(config["BACKLOG"]),
         "--keep-alive", str(config["KEEPALIVE_SECONDS"]),
         "--graceful-timeout", str(config["GRACEFUL_TIMEOUT"]),
         "--timeout", "0",  # async workers heartbeat on their own; long streams are normal
-        "--access-logfile", "-" if settings.DEBUG else "/dev/null",
+        *(["--access-logfile", "-"] if settings.DEBUG else []),
         "--log-level", "warning",
     ]
 
