@@ -210,7 +210,12 @@ CORS_ALLOW_HEADERS = (
     "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-retry-count", "x-stainless-timeout",
     "x-stainless-helper-method",
 )
-CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+# The request id, and the rate-limit headers (OpenAI's names) a browser client may read.
+CORS_EXPOSE_HEADERS = (
+    "x-request-id", "retry-after",
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+)
 
 LOGGING = {
     "version": 1,
