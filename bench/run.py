@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", help="use this DATABASE_URL as is (not created or dropped)")
     parser.add_argument("--redis", nargs="?", const=DEFAULT_REDIS, metavar="REDIS_URL",
                         help=f"give the gateway REDIS_URL (default {DEFAULT_REDIS})")
+    parser.add_argument("--sqlite", action="store_true",
+                        help="use SQLite and no Redis (default: Postgres + Redis on 127.0.0.1 when they answer)")
     parser.add_argument("--compare", metavar="URL", help="another OpenAI-compatible gateway (base or full URL)")
     parser.add_argument("--compare-header", action="append", default=[], metavar="'Name: value'")
     parser.add_argument("--compare-model", default="bench-model", help="model name on the compared gateway")
@@ -110,12 +112,12 @@ def bench(args: argparse.Namespace, services: Services, workdir: Path) -> Result
 
     if args.database_url:
         database = Database(args.database_url, "DATABASE_URL given")
-    elif args.postgres:
-        database = Database.postgres(args.postgres, workdir)
-    else:
+    elif args.sqlite:
         database = Database.sqlite(workdir)
-    if args.redis:
-        database.use_redis(args.redis)
+    else:  # as the issue asks: Postgres + Redis when available, else SQLite
+        database = Database.postgres(args.postgres or DEFAULT_POSTGRES, workdir)
+    if not args.sqlite:
+        database.use_redis(args.redis or DEFAULT_REDIS)
     services.database = database
 
     mock_port = args.mock_port or free_port()
