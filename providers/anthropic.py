@@ -15,7 +15,15 @@ from typing import Any
 
 import orjson
 
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+from providers.base import (
+    Adapter,
+    ChatResult,
+    ProviderError,
+    SSEBuffer,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -279,7 +287,7 @@ class AnthropicStream(StreamTranslator):
         self._base = {"id": "chatcmpl-anthropic", "object": "chat.completion.chunk", "created": int(time.time()),
                       "model": public_model}
         self._include_usage = include_usage
-        self._pending = b""
+        self._sse = SSEBuffer()
         self._tools: dict[Any, int] = {}
         self._counts: dict[str, int] = {}
         self._finish = "stop"
@@ -287,19 +295,11 @@ class AnthropicStream(StreamTranslator):
 
     def feed(self, data: bytes) -> bytes:
         self._raise_pending()
-        buf = self._pending + data
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._pending = buf
-            return b""
-        complete, self._pending = buf[:end], buf[end + 2:]
-        return self._translate(complete.split(b"\n\n"))
+        return self._translate(self._sse.events(data))
 
     def close(self) -> bytes:
         self._raise_pending()
-        rest, self._pending = self._pending.strip(), b""
+        rest = self._sse.rest()
         out = self._translate([rest]) if rest else b""
         if not out:
             self._raise_pending()

@@ -85,6 +85,29 @@ class ProviderError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+class SSEBuffer:
+    """Collects stream bytes and hands out complete SSE events (blank-line separated, CRLF normalised)."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def events(self, data: bytes) -> list[bytes]:
+        buf = self._pending + data
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self._pending = buf
+            return []
+        complete, self._pending = buf[:end], buf[end + 2 :]
+        return [event for event in complete.split(b"\n\n") if event.strip()]
+
+    def rest(self) -> bytes:
+        """What is left when the stream ends: an event that lacked its final blank line, if any."""
+        rest, self._pending = self._pending.strip(), b""
+        return rest
+
+
 class StreamTranslator:
     """Turns upstream stream bytes into OpenAI SSE bytes, and notes usage and first token."""
 

@@ -21,7 +21,15 @@ from urllib.parse import quote
 import orjson
 
 from providers import embeddings
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+from providers.base import (
+    Adapter,
+    ChatResult,
+    ProviderError,
+    SSEBuffer,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 
 WORKERS_AI_DEFAULT_MAX_TOKENS = 256  # what the run endpoint uses when no max_tokens is sent
 
@@ -248,7 +256,7 @@ class CloudflareStream(StreamTranslator):
         self.limit = limit
         self._base = {"id": _completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
                       "model": public_model}
-        self._pending = b""
+        self._sse = SSEBuffer()
         self._events = 0
         self._role_sent = False
         self._tool_indexes: dict[Any, int] = {}  # upstream tool-call index -> OpenAI index
@@ -256,16 +264,10 @@ class CloudflareStream(StreamTranslator):
         self._usage_body: dict[str, Any] | None = None
 
     def feed(self, data: bytes) -> bytes:
-        buf = (self._pending + data).replace(b"\r\n", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._pending = buf
-            return b""
-        complete, self._pending = buf[: end + 2], buf[end + 2 :]
-        return b"".join(self._event(event) for event in complete.split(b"\n\n") if event.strip())
+        return b"".join(self._event(event) for event in self._sse.events(data))
 
     def close(self) -> bytes:
-        rest, self._pending = self._pending.strip(), b""
+        rest = self._sse.rest()
         if not rest or self.finished:
             return b""
         if self._events == 0 and rest.startswith(b"{"):  # some models answer a stream request with plain JSON

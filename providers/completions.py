@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import ProviderError, StreamTranslator
+from providers.base import ProviderError, SSEBuffer, StreamTranslator
 
 # Completion-only fields a chat model cannot honour: each gets a 400 naming it.
 _UNSUPPORTED = ("suffix", "logprobs")
@@ -85,15 +85,15 @@ class CompletionStream(StreamTranslator):
         self.chat = chat
         self.echo = echo
         self._echoed: set[int] = set()  # choices whose text already starts with the echoed prompt
-        self._pending = b""
+        self._sse = SSEBuffer()
 
     def feed(self, data: bytes) -> bytes:
         return self._convert(self.chat.feed(data))
 
     def close(self) -> bytes:
         out = self._convert(self.chat.close())
-        rest, self._pending = self._pending, b""
-        return out + (self._event(rest) if rest.strip() else b"")
+        rest = self._sse.rest()
+        return out + (self._event(rest) if rest else b"")
 
     def _sync(self) -> None:
         self.usage, self.first_token_seen, self.finished = self.chat.usage, self.chat.first_token_seen, self.chat.finished
@@ -102,13 +102,7 @@ class CompletionStream(StreamTranslator):
         self._sync()
         if not chunk:
             return b""
-        buf = self._pending + chunk
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._pending = buf
-            return b""
-        complete, self._pending = buf[: end + 2], buf[end + 2 :]
-        return b"".join(self._event(event) for event in complete.split(b"\n\n") if event.strip())
+        return b"".join(self._event(event) for event in self._sse.events(chunk))
 
     def _event(self, event: bytes) -> bytes:
         data = event.strip().removeprefix(b"data:").strip()

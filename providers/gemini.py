@@ -23,7 +23,15 @@ from urllib.parse import quote
 import orjson
 
 from providers import embeddings
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+from providers.base import (
+    Adapter,
+    ChatResult,
+    ProviderError,
+    SSEBuffer,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 from providers.gemini_request import LABEL, SIGNATURE_MARK, request_body
 
 CONTENT_FILTERED = frozenset({
@@ -143,7 +151,7 @@ class GeminiStream(StreamTranslator):
         self.model = public_model
         self.include_usage = include_usage
         self._to_error = to_error
-        self._pending = b""
+        self._sse = SSEBuffer()
         self._id = ""
         self._prefix = ""
         self._created = int(time.time())
@@ -154,16 +162,10 @@ class GeminiStream(StreamTranslator):
         self._usage_document: dict[str, Any] | None = None
 
     def feed(self, data: bytes) -> bytes:
-        buf = (self._pending + data).replace(b"\r\n", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._pending = buf
-            return b""
-        complete, self._pending = buf[:end], buf[end + 2:]
-        return b"".join(self._event(event) for event in complete.split(b"\n\n"))
+        return b"".join(self._event(event) for event in self._sse.events(data))
 
     def close(self) -> bytes:
-        rest, self._pending = self._pending.strip(), b""
+        rest = self._sse.rest()
         out = self._event(rest) if rest else b""
         if not (self._blocked or (self._started and self._ended >= self._started.keys())):
             return out
