@@ -18,8 +18,7 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
     config = settings.GATEWAY
     return [
         sys.executable, "-m", "gunicorn", "proxy_site.asgi:application",
-        # DEBUG keeps uvicorn's access log; otherwise the lean worker (gateway/worker.py).
-        "--worker-class", "uvicorn_worker.UvicornWorker" if settings.DEBUG else "gateway.worker.GatewayWorker",
+        "--worker-class", "gateway.worker.GatewayWorker",  # access log only with DEBUG, tokens redacted
         "--workers", str(workers),
         "--bind", bind,
         "--backlog", str(config["BACKLOG"]),
