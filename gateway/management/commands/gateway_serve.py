@@ -46,8 +46,8 @@ class Command(BaseCommand):
             self.stdout.write("Database is up to date.")
         if not options["no_defaults"] and registry_is_empty():
             apply(load(DEFAULTS))
-            self.stdout.write(f"First start: loaded the default registry ({DEFAULTS.name}: Cloudflare, OpenAI, "
-                              "Gemini and Anthropic providers and their models).")
+            self.stdout.write(f"First start: loaded the default registry (gateway/defaults/{DEFAULTS.name}: "
+                              "its provider accounts and models).")
         self.next_steps(options["bind"])
         sys.stdout.flush()
         argv = gunicorn_argv(options["bind"], options["workers"])
