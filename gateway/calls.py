@@ -37,6 +37,7 @@ class Call:
     usage: Usage | None = None
     usage_estimated: bool = False
     ttft: float | None = None
+    logged: bool = False
     request_body: bytes = b""
     response_body: bytes = b""
 
@@ -85,7 +86,10 @@ class Call:
         return row
 
     def log(self) -> None:
-        writer.enqueue(self.row())
+        """Queue the row, once (it is queued before the client's last byte where usage is known)."""
+        if not self.logged:
+            self.logged = True
+            writer.enqueue(self.row())
 
 
 def error_event(error: ProviderError) -> bytes:

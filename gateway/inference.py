@@ -82,6 +82,8 @@ async def handle(operation: Operation, request: Request, response: Response) -> 
             result = operation.result(adapter, await upstream_response.read(), model, client_body)
             call.usage = result.usage
             call.response_body = result.body
+            if call.usage is not None or operation.estimate is None:
+                call.log()  # queued before the answer leaves: a client that has it will find the row
             await response.json(200, result.body)
         if call.usage is None and operation.estimate is not None and call.error is None:
             # Off the event loop: the first use of an encoding in a process takes a moment to load.
@@ -101,21 +103,38 @@ KEEP_FOR_ESTIMATE = 1 << 20
 
 async def relay_stream(call: Call, response: Response, translator: StreamTranslator,
                        upstream_response: UpstreamResponse, keep: bool = False) -> None:
-    """Copy the upstream stream to the client as OpenAI SSE; a failure midway ends it with an error event."""
+    """Copy the upstream stream to the client as OpenAI SSE; a failure midway ends it with an error event.
+
+    The log row is queued just before the stream's last bytes (``[DONE]`` or the error event) go
+    out, so a client that has seen the end of its stream will find the row; only when the usage
+    must be estimated (``keep``) is it queued afterwards, by ``handle``.
+    """
     await response.start_stream()
     kept: list[bytes] = []
     size = 0
+
+    def settle() -> None:
+        call.usage = translator.usage
+        if call.usage is None and kept:
+            call.response_body = b"".join(kept)
+        if call.usage is not None or not keep:
+            call.log()
+
     try:
         async for data in upstream_response.chunks():
             out = translator.feed(data)
             if out:
                 if translator.first_token_seen:
                     call.first_token()
-                await response.write(out)
                 if keep and size < KEEP_FOR_ESTIMATE:
                     kept.append(out)
                     size += len(out)
+                if translator.finished:
+                    settle()
+                await response.write(out)
         tail = translator.close()
+        if translator.finished and not call.logged:
+            settle()
         if tail:
             await response.write(tail)
         if not translator.finished:
@@ -125,13 +144,15 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
         error = exc if isinstance(exc, ProviderError) else ProviderError(
             504 if exc.timeout else 502, str(exc), "upstream_error", "upstream_stream_failed")
         call.fail(error)
+        settle()
         await response.write(error_event(error))
     except OSError:  # the client went away: stop reading the upstream
         call.fail(ProviderError(499, "The client closed the connection.", "client_closed"))
         return
     finally:
-        call.usage = translator.usage
-        if call.usage is None and kept:
-            call.response_body = b"".join(kept)
+        if not call.logged:
+            call.usage = translator.usage
+            if call.usage is None and kept:
+                call.response_body = b"".join(kept)
         upstream_response.close()
     await response.end()
