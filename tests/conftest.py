@@ -39,6 +39,19 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     return settings.REDIS_URL
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_database_sessions(django_db_setup: None, django_db_blocker) -> Iterator[None]:
+    """Threads of the live server and the log writer keep Postgres sessions open; end them before the
+    test database is dropped (otherwise Postgres refuses to drop it)."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     invalidation.clear_local()
@@ -65,7 +78,8 @@ class LiveGateway:
 
 
 @pytest.fixture(scope="session")
-def _gateway_server() -> Iterator[LiveGateway]:
+def _gateway_server(django_db_setup: None) -> Iterator[LiveGateway]:
+    """Depends on the test database so that it stops (closing its connections) before the database goes."""
     from proxy_site.asgi import application
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
