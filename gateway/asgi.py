@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import secrets
@@ -145,6 +146,15 @@ def hot_routes() -> dict[str, tuple[str, Handler]]:
     }
 
 
+def quiet_garbage_collector() -> None:
+    """Fewer, cheaper collections: what is loaded at startup is never scanned again (``gc.freeze``),
+    and the youngest generation is collected every 50,000 allocations instead of 700. Measured with
+    bench/ (2 workers, c=64): p99 from 60-73 ms to 25-31 ms, and ~10% more requests/s."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 class GatewayApp:
     """Dispatches the inference endpoints to the hot path and the rest to Django; owns the lifespan."""
 
@@ -195,6 +205,7 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                quiet_garbage_collector()
                 writer.start()
                 self._watcher = asyncio.create_task(invalidation.watch())
                 await send({"type": "lifespan.startup.complete"})
