@@ -41,6 +41,7 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self._failures: list[Failure] = []
         self.break_after: int | None = None
+        self.stall_seconds = 0.0
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -89,6 +90,7 @@ class FakeServer:
         self.requests.clear()
         self._failures.clear()
         self.break_after = None
+        self.stall_seconds = 0.0
 
     @property
     def last(self) -> Recorded:
@@ -99,6 +101,10 @@ class FakeServer:
         """The next request gets exactly this response."""
         self._failures.append(Failure(status, body, content_type, headers or {}))
 
+    def stall(self, seconds: float) -> None:
+        """Every request waits this long before any answer (a hung upstream)."""
+        self.stall_seconds = seconds
+
     def break_stream_after(self, chunks: int) -> None:
         """Streams send this many events, then the connection is cut."""
         self.break_after = chunks
@@ -108,6 +114,8 @@ class FakeServer:
         body = await request.read()
         self.requests.append(Recorded(request.method, request.path, dict(request.query),
                                       {k.lower(): v for k, v in request.headers.items()}, body))
+        if self.stall_seconds:
+            await asyncio.sleep(self.stall_seconds)
         if self._failures:
             failure = self._failures.pop(0)
             return web.Response(status=failure.status, body=failure.body, content_type=failure.content_type,

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.models import RequestLog
 from tests.conftest import UPSTREAM_KEY, make_model, make_provider, make_token
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.openai_schema import assert_valid, assert_valid_sse
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
@@ -271,3 +272,25 @@ def test_wrong_methods_and_unknown_api_paths_get_openai_errors(openai_setup: dic
         assert response.status_code == 404 and response.headers["content-type"] == "application/json"
         assert_valid("ErrorResponse", response.json())
     assert httpx.request("TRACE", f"{base.url}/health").status_code == 405
+
+
+def test_a_hung_upstream_times_out_as_504_and_the_next_deployment_answers(openai_setup: dict, fake_openai) -> None:
+    slow = make_provider("slow", base_url=fake_openai.base_url, read_timeout=0.3)
+    make_model("hangs", (slow, "gpt-4o-mini"))
+    fake_openai.stall(1.5)
+    response = post(openai_setup, {"model": "hangs", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
+    assert_valid("ErrorResponse", response.json())
+    fake_openai.stall(0)
+    second = FakeOpenAI(UPSTREAM_KEY)  # a healthy upstream behind the hung one
+    second.start()
+    try:
+        slow_primary = make_provider("slow-primary", base_url=fake_openai.base_url, read_timeout=0.3)
+        healthy = make_provider("healthy", base_url=second.base_url)
+        make_model("hangs-then-works", (slow_primary, "gpt-4o-mini"), (healthy, "gpt-4o-mini"))
+        fake_openai.stall(1.5)
+        response = post(openai_setup, {"model": "hangs-then-works", "messages": [{"role": "user", "content": "x"}]})
+        assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "Echo: x"
+    finally:
+        fake_openai.stall(0)
+        second.stop()
