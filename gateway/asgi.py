@@ -75,11 +75,14 @@ class Request:
 class Response:
     """Sends one response over ASGI; a stream is started once and then written to."""
 
-    def __init__(self, send: Send, request_id: str) -> None:
+    def __init__(self, send: Send, request_id: str, receive: Receive | None = None) -> None:
         self._send = send
+        self._receive = receive
         self.request_id = request_id
         self.started = False
         self.cors: dict[str, str] = {}
+        self.disconnected = False
+        self._watcher: asyncio.Task | None = None
 
     def _headers(self, content_type: bytes, extra: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
         if not self.request_id:  # the request failed before it was read
@@ -106,11 +109,24 @@ class Response:
 
     async def start_stream(self) -> None:
         self.started = True
+        if self._receive is not None:  # a stream is long: notice when its client leaves
+            self._watcher = asyncio.ensure_future(self._watch_disconnect())
         await self._send({"type": "http.response.start", "status": 200, "headers": self._headers(
             b"text/event-stream; charset=utf-8", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})
 
+    async def _watch_disconnect(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+
     async def write(self, data: bytes) -> None:
+        if self.disconnected:  # the server would drop the bytes silently
+            raise ConnectionResetError("the client closed the connection")
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
 
     async def end(self) -> None:
         await self._send({"type": "http.response.body", "body": b""})
@@ -177,7 +193,7 @@ class GatewayApp:
 
     async def serve(self, route: tuple[str, Handler], scope: Scope, receive: Receive, send: Send) -> None:
         method, handler = route
-        response = Response(send, "")
+        response = Response(send, "", receive)
         for name, value in scope["headers"]:
             if name == b"origin":
                 response.cors = cors.response_headers(value.decode("latin-1"))
@@ -200,6 +216,8 @@ class GatewayApp:
             logger.exception("unhandled error in %s (request %s)", scope["path"], response.request_id)
             if not response.started:
                 await response.error(GatewayError(500, "The gateway failed to handle this request.", "server_error"))
+        finally:
+            response.close()
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:

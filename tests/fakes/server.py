@@ -42,6 +42,7 @@ class FakeServer:
         self._failures: list[Failure] = []
         self.break_after: int | None = None
         self.stall_seconds = 0.0
+        self.event_delay = 0.0
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -91,6 +92,7 @@ class FakeServer:
         self._failures.clear()
         self.break_after = None
         self.stall_seconds = 0.0
+        self.event_delay = 0.0
 
     @property
     def last(self) -> Recorded:
@@ -137,6 +139,8 @@ class FakeServer:
                 request.transport.close()
                 return response
             await response.write(event)
+            if self.event_delay:
+                await asyncio.sleep(self.event_delay)
         await response.write_eof()
         return response
 

@@ -294,3 +294,16 @@ def test_a_hung_upstream_times_out_as_504_and_the_next_deployment_answers(openai
     finally:
         fake_openai.stall(0)
         second.stop()
+
+
+def test_a_client_that_leaves_mid_stream_is_logged_as_499(openai_setup: dict) -> None:
+    openai_setup["upstream"].event_delay = 0.2
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "a b c d e f g h"}]}
+    with httpx.stream("POST", f"{openai_setup['gateway'].v1}/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {openai_setup['token']}"}) as response:
+        assert next(response.iter_bytes()).startswith(b"data: ")
+    deadline = time.monotonic() + 10  # the gateway notices when its next write fails
+    while not logs(openai_setup) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    row = logs(openai_setup)[-1]
+    assert (row.status_code, row.error_type, row.stream) == (499, "client_closed", True)
