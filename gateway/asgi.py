@@ -83,6 +83,7 @@ class Response:
         self.cors: dict[str, str] = {}
         self.disconnected = False
         self._watcher: asyncio.Task | None = None
+        self._on_disconnect: list[Callable[[], None]] = []
 
     def _headers(self, content_type: bytes, extra: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
         if not self.request_id:  # the request failed before it was read
@@ -114,10 +115,16 @@ class Response:
         await self._send({"type": "http.response.start", "status": 200, "headers": self._headers(
             b"text/event-stream; charset=utf-8", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})
 
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Call this when the client of a stream leaves (e.g. to stop reading the upstream at once)."""
+        self._on_disconnect.append(callback)
+
     async def _watch_disconnect(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
             pass
         self.disconnected = True
+        for callback in self._on_disconnect:
+            callback()
 
     async def write(self, data: bytes) -> None:
         if self.disconnected:  # the server would drop the bytes silently

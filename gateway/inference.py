@@ -110,6 +110,7 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
     must be estimated (``keep``) is it queued afterwards, by ``handle``.
     """
     await response.start_stream()
+    response.on_disconnect(upstream_response.close)  # a reasoning model may pause for minutes
     kept: list[bytes] = []
     size = 0
 
@@ -141,6 +142,9 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
             raise ProviderError(502, "The upstream ended the stream before it was complete.", "upstream_error",
                                 "stream_incomplete")
     except (ProviderError, UpstreamUnavailable) as exc:
+        if response.disconnected:  # the upstream was closed because the client left
+            call.fail(ProviderError(499, "The client closed the connection.", "client_closed"))
+            return
         error = exc if isinstance(exc, ProviderError) else ProviderError(
             504 if exc.timeout else 502, str(exc), "upstream_error", "upstream_stream_failed")
         call.fail(error)

@@ -307,3 +307,16 @@ def test_a_client_that_leaves_mid_stream_is_logged_as_499(openai_setup: dict) ->
         time.sleep(0.05)
     row = logs(openai_setup)[-1]
     assert (row.status_code, row.error_type, row.stream) == (499, "client_closed", True)
+
+
+def test_a_client_that_leaves_during_a_long_upstream_pause_is_noticed_at_once(openai_setup: dict) -> None:
+    openai_setup["upstream"].event_delay = 3  # a model that thinks for a while between chunks
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "a b c"}]}
+    with httpx.stream("POST", f"{openai_setup['gateway'].v1}/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {openai_setup['token']}"}) as response:
+        next(response.iter_bytes())
+        left = time.monotonic()
+    while not logs(openai_setup) and time.monotonic() < left + 10:
+        time.sleep(0.05)
+    assert time.monotonic() - left < 2, "the gateway waited for the upstream's next chunk"
+    assert logs(openai_setup)[-1].status_code == 499
