@@ -85,9 +85,13 @@ def _strings_or_tokens(value: Any) -> bool:
         return False
     if all(isinstance(v, str) for v in value):
         return True
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if all(_token_id(v) for v in value):
         return True
-    return all(isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool) for t in v) for v in value)
+    return all(isinstance(v, list) and v and all(_token_id(t) for t in v) for v in value)
+
+
+def _token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
 
 
 def completion_prompt(body: dict[str, Any]) -> None:

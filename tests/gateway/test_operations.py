@@ -59,6 +59,7 @@ def test_completion_stream_with_and_without_usage(setup: dict) -> None:
 @pytest.mark.parametrize(("body", "param"), [
     ({"model": "gpt-3.5-turbo-instruct"}, "prompt"),
     ({"model": "gpt-3.5-turbo-instruct", "prompt": {"text": "x"}}, "prompt"),
+    ({"model": "gpt-3.5-turbo-instruct", "prompt": [5, -1]}, "prompt"),
     ({"model": "gpt-3.5-turbo-instruct", "prompt": "x", "stream": "yes"}, "stream"),
 ])
 def test_bad_completion_requests_are_400_with_param(setup: dict, body: dict, param: str) -> None:
@@ -92,6 +93,7 @@ def test_embeddings_as_float_lists_and_base64_float32(setup: dict) -> None:
     ({"model": "text-embedding-3-small"}, "input"),
     ({"model": "text-embedding-3-small", "input": ""}, "input"),
     ({"model": "text-embedding-3-small", "input": [1.5]}, "input"),
+    ({"model": "text-embedding-3-small", "input": [[1, -2]]}, "input"),
     ({"model": "text-embedding-3-small", "input": "x", "encoding_format": "int8"}, "encoding_format"),
 ])
 def test_bad_embedding_requests_are_400_with_param(setup: dict, body: dict, param: str) -> None:
