@@ -4,9 +4,9 @@ import sys
 
 
 def main() -> None:
-    import os
+    from proxy_site.settings import use_these_settings
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proxy_site.settings")
+    use_these_settings()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

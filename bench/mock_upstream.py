@@ -218,10 +218,10 @@ async def serve(sock: socket.socket) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MOCK_PORT", "9100")))
-    parser.add_argument("--chunks", type=int, default=int(os.environ.get("MOCK_CHUNKS", "20")),
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--chunks", type=int, default=20,
                         help="content chunks per stream (default %(default)s)")
-    parser.add_argument("--delay-ms", type=float, default=float(os.environ.get("MOCK_DELAY_MS", "50")),
+    parser.add_argument("--delay-ms", type=float, default=50.0,
                         help="milliseconds between stream chunks (default %(default)s)")
     parser.add_argument("--words", type=int, default=20, help="words in a non-streamed reply")
     parser.add_argument("--processes", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")

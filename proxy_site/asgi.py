@@ -1,14 +1,20 @@
-"""ASGI entry point: ``gunicorn proxy_site.asgi:application -k uvicorn_worker.UvicornWorker``."""
+"""ASGI entry point: ``gunicorn proxy_site.asgi:application -k gateway.worker.GatewayWorker``."""
 
-import os
+from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proxy_site.settings")
+from proxy_site.settings import use_these_settings
 
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
 
-from gateway.asgi import GatewayApp
+def _application() -> Any:
+    use_these_settings()  # before anything imports Django's settings
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.core.asgi import get_asgi_application
 
-# The admin's CSS/JS are served by Django's own static handler: the admin is low-traffic, and
-# this keeps the gateway one process with no collectstatic step.
-application = GatewayApp(ASGIStaticFilesHandler(get_asgi_application()))
+    from gateway.asgi import GatewayApp
+
+    # The admin's CSS/JS are served by Django's own static handler: the admin is low-traffic, and
+    # this keeps the gateway one process with no collectstatic step.
+    return GatewayApp(ASGIStaticFilesHandler(get_asgi_application()))
+
+
+application = _application()

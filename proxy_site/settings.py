@@ -22,6 +22,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
 
 
+def use_these_settings() -> None:
+    """Point Django at this module (unless DJANGO_SETTINGS_MODULE names another): the entry points
+    (manage.py, asgi.py, wsgi.py) call this, so that no other module touches the environment."""
+    ENV.setdefault("DJANGO_SETTINGS_MODULE", __name__)
+
+
 def _bool(name: str, default: bool) -> bool:
     value = ENV.get(name)
     if value is None or value == "":

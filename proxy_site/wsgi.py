@@ -1,9 +1,15 @@
 """WSGI entry point (admin only: the /v1 inference endpoints need the ASGI application)."""
 
-import os
+from typing import Any
 
-from django.core.wsgi import get_wsgi_application
+from proxy_site.settings import use_these_settings
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proxy_site.settings")
 
-application = get_wsgi_application()
+def _application() -> Any:
+    use_these_settings()  # before anything imports Django's settings
+    from django.core.wsgi import get_wsgi_application
+
+    return get_wsgi_application()
+
+
+application = _application()
