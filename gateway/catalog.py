@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 
 from gateway import routing
 from gateway.authentication import TokenInfo
-from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.models import ModelEntry, ProviderAccount
 from gateway.routing import Entry, Route
 
@@ -73,21 +72,10 @@ class RouteCheck(APIView):
     def get(self, request: Request) -> Response:
         token: TokenInfo = request.user
         registry = routing.current_sync()
-        model = request.query_params.get("model", "").strip()
         provider = request.query_params.get("provider", "").strip() or None
-        if not model:
-            if registry.default is None:
-                raise invalid_request("Missing required query parameter: 'model'.", "model", "missing_required_parameter")
-            model = registry.default.name
+        model, entry, routes = routing.choose(registry, request.query_params.get("model", "").strip() or None,
+                                              provider, token)
         candidates = registry.candidates(model)
-        resolved = registry.resolve(model, provider)
-        if resolved is None:
-            if provider is not None and candidates:
-                raise invalid_request(f"No deployment of provider '{provider}' serves the model `{model}`.", "provider")
-            raise model_not_found(model)
-        entry, routes = resolved
-        if not token.allows(model, entry.name):
-            raise model_not_allowed(model)
         rule = "exact" if entry.name == model else "pattern"
         reason = (f"`{model}` is a registry name." if rule == "exact"
                   else f"`{model}` matches the pattern `{entry.name}`, the most specific of {len(candidates)} matching "

@@ -14,7 +14,7 @@ from gateway.asgi import Request, Response
 from gateway.authentication import TokenInfo, authenticate, raw_token_from
 from gateway.calls import Call, error_event
 from gateway.dispatch import send_with_fallbacks
-from gateway.errors import GatewayError, invalid_request, model_not_allowed, model_not_found
+from gateway.errors import GatewayError
 from gateway.routing import Entry, Route
 from gateway.upstream import UpstreamResponse, UpstreamUnavailable
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
@@ -39,21 +39,9 @@ async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[E
     """The registry entry and deployments for the body's model (and optional ``provider``)."""
     registry = await routing.current()
     model = validation.optional_string(body, "model")
-    if model is None:
-        if registry.default is None:
-            raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
-        model = registry.default.name
-    call.requested_model = model
-    provider = validation.optional_string(body, "provider")
-    resolved = registry.resolve(model, provider)
-    if resolved is None:
-        if provider is not None and registry.candidates(model):
-            raise invalid_request(f"No deployment of provider '{provider}' serves the model `{model}`.", "provider")
-        raise model_not_found(model)
-    entry, routes = resolved
+    call.requested_model = model or (registry.default.name if registry.default else "")
+    model, entry, routes = routing.choose(registry, model, validation.optional_string(body, "provider"), token)
     call.entry = entry
-    if not token.allows(model, entry.name):
-        raise model_not_allowed(model)
     if not routes:
         raise GatewayError(503, f"The model `{model}` has no active deployment.", "server_error", "no_deployment")
     return entry, routes

@@ -13,13 +13,18 @@ import random
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 
 from gateway import invalidation, patterns
+from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from providers.base import Account, Usage
+
+if TYPE_CHECKING:
+    from gateway.authentication import TokenInfo
 
 MILLION = Decimal(1_000_000)
 
@@ -91,6 +96,24 @@ class Registry:
     def listed(self) -> list[Entry]:
         """Exact names, the ones a model list can show."""
         return [e for e in self.entries if not e.is_pattern]
+
+
+def choose(registry: Registry, model: str | None, provider: str | None, token: TokenInfo) -> tuple[str, Entry, list[Route]]:
+    """The model to serve (the registry's default when none is named), its entry and its deployments
+    in the order to try (possibly none). Raises the client's 400 / 404 / 403."""
+    if model is None:
+        if registry.default is None:
+            raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+        model = registry.default.name
+    resolved = registry.resolve(model, provider)
+    if resolved is None:
+        if provider is not None and registry.candidates(model):
+            raise invalid_request(f"No deployment of provider '{provider}' serves the model `{model}`.", "provider")
+        raise model_not_found(model)
+    entry, routes = resolved
+    if not token.allows(model, entry.name):
+        raise model_not_allowed(model)
+    return model, entry, routes
 
 
 def order_routes(routes: list[Route]) -> list[Route]:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from gateway import routing, tokenizer, validation
 from gateway.authentication import TokenInfo
-from gateway.errors import invalid_request, model_not_allowed, model_not_found
+from gateway.errors import invalid_request, model_not_found
 from gateway.routing import Entry
 
 
@@ -71,18 +71,10 @@ class Tokenize(APIView):
     def post(self, request: Request) -> Response:
         token: TokenInfo = request.user
         body = validation.json_object(request.data)
-        registry = routing.current_sync()
-        model = validation.optional_string(body, "model")
-        if model is None:
-            if registry.default is None:
-                raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
-            model = registry.default.name
-        resolved = registry.resolve(model)
-        if resolved is None or not resolved[1]:
+        model, entry, routes = routing.choose(routing.current_sync(), validation.optional_string(body, "model"),
+                                              None, token)
+        if not routes:  # as /v1/models/{id}: a model nothing serves does not exist for the client
             raise model_not_found(model)
-        entry, routes = resolved
-        if not token.allows(model, entry.name):
-            raise model_not_allowed(model)
         has_input, has_messages = body.get("input") is not None, body.get("messages") is not None
         if has_input == has_messages:
             raise invalid_request(
