@@ -18,6 +18,7 @@ from gateway.request_log import writer
 
 if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI
+    from tests.fakes.server import FakeServer
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789abcdef"
 
@@ -107,21 +108,43 @@ def live_gateway(_gateway_server: LiveGateway, transactional_db: None) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def _fake_openai_server() -> Iterator[FakeOpenAI]:
+def _fake_servers() -> Iterator[dict[str, FakeServer]]:
+    from tests.fakes.anthropic_upstream import FakeAnthropic
+    from tests.fakes.cloudflare_upstream import FakeCloudflare
+    from tests.fakes.gemini_upstream import FakeGemini
     from tests.fakes.openai_upstream import FakeOpenAI
 
-    server = FakeOpenAI(api_key=UPSTREAM_KEY)
-    server.start()
-    yield server
-    server.stop()
+    servers = {"openai": FakeOpenAI(UPSTREAM_KEY), "cloudflare": FakeCloudflare(UPSTREAM_KEY),
+               "gemini": FakeGemini(UPSTREAM_KEY), "anthropic": FakeAnthropic(UPSTREAM_KEY)}
+    for server in servers.values():
+        server.start()
+    yield servers
+    for server in servers.values():
+        server.stop()
 
 
 @pytest.fixture
-def fake_openai(_fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    """A real HTTP server on 127.0.0.1 speaking OpenAI's wire format; reset for each test."""
-    _fake_openai_server.reset()
-    yield _fake_openai_server
-    _fake_openai_server.reset()
+def fakes(_fake_servers: dict[str, FakeServer]) -> Iterator[dict[str, FakeServer]]:
+    """One fake upstream per provider kind (real HTTP servers on 127.0.0.1 speaking that provider's
+    wire format), reset for each test."""
+    for server in _fake_servers.values():
+        server.reset()
+    yield _fake_servers
+    for server in _fake_servers.values():
+        server.reset()
+
+
+@pytest.fixture
+def fake_openai(fakes: dict[str, FakeServer]) -> FakeOpenAI:
+    """The fake OpenAI upstream."""
+    return fakes["openai"]
+
+
+def make_fake_provider(kind: str, fake: FakeServer, name: str | None = None, **fields: object) -> ProviderAccount:
+    """A provider account of this kind pointing at its fake (Cloudflare's with the fake's account id)."""
+    if kind == "cloudflare":
+        fields.setdefault("options", {"account_id": fake.account_id})
+    return make_provider(name or f"{kind}-fake", kind=kind, base_url=fake.base_url, **fields)
 
 
 def make_provider(name: str = "openai-main", kind: str = "openai", base_url: str = "", api_key: str = UPSTREAM_KEY,

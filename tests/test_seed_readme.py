@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from gateway.config_file import DEFAULTS, apply, load
 from gateway.models import ProviderAccount
 from tests.conftest import UPSTREAM_KEY, make_token
-from tests.fakes.cloudflare_upstream import ACCOUNT_ID, FakeCloudflare
+from tests.fakes.cloudflare_upstream import ACCOUNT_ID
 from tests.openai_schema import assert_valid
 
 SEED_HOST = "http://localhost:8787"
@@ -42,20 +41,12 @@ ROUTE_CHECK = 'curl "http://localhost:8787/v1/route-check?model=gpt-4"'
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
 
 
-@pytest.fixture(scope="module")
-def _cloudflare() -> Iterator[FakeCloudflare]:
-    server = FakeCloudflare(UPSTREAM_KEY)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def seed(live_gateway, _cloudflare: FakeCloudflare) -> dict:
-    _cloudflare.reset()
+def seed(live_gateway, fakes: dict) -> dict:
+    cloudflare = fakes["cloudflare"]
     apply(load(DEFAULTS), environ={"CLOUDFLARE_API_TOKEN": UPSTREAM_KEY, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID})
-    ProviderAccount.objects.filter(name="cloudflare").update(base_url=_cloudflare.base_url)
-    return {"url": live_gateway.url, "token": make_token("seed"), "upstream": _cloudflare}
+    ProviderAccount.objects.filter(name="cloudflare").update(base_url=cloudflare.base_url)
+    return {"url": live_gateway.url, "token": make_token("seed"), "upstream": cloudflare}
 
 
 def run(seed: dict, command: str) -> tuple[int, dict]:

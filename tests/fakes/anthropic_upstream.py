@@ -235,6 +235,10 @@ class FakeAnthropic(FakeServer):
         self.api_key = api_key
         self.stream_error_after: int | None = None
 
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/messages", self.messages), web.get("/v1/models", self.models)]
 

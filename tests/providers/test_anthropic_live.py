@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import orjson
 import pytest
 
 from gateway.models import RequestLog
-from tests.conftest import UPSTREAM_KEY, make_model, make_provider, make_token
-from tests.fakes.anthropic_upstream import TOOL_INPUT, TOOL_USE_ID, FakeAnthropic
+from tests.conftest import UPSTREAM_KEY, make_fake_provider, make_model, make_token
+from tests.fakes.anthropic_upstream import TOOL_INPUT, TOOL_USE_ID
 from tests.openai_schema import assert_valid, assert_valid_sse
 
 MODEL = "claude-test"
@@ -21,21 +19,11 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
-@pytest.fixture(scope="module")
-def _anthropic_server() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic(api_key=UPSTREAM_KEY)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def setup(live_gateway, _anthropic_server: FakeAnthropic) -> Iterator[dict]:
-    _anthropic_server.reset()
-    account = make_provider("anthropic-main", kind="anthropic", base_url=_anthropic_server.url + "/v1")
+def setup(live_gateway, fakes: dict) -> dict:
+    account = make_fake_provider("anthropic", fakes["anthropic"], "anthropic-main")
     make_model(MODEL, (account, UPSTREAM_MODEL), max_output_tokens=512)
-    yield {"gateway": live_gateway, "upstream": _anthropic_server, "account": account, "token": make_token()}
-    _anthropic_server.reset()
+    return {"gateway": live_gateway, "upstream": fakes["anthropic"], "account": account, "token": make_token()}
 
 
 def sdk(setup: dict) -> openai.OpenAI:

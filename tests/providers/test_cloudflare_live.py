@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import orjson
 import pytest
 
 from gateway.provider_check import check_connection
-from tests.conftest import UPSTREAM_KEY, LiveGateway, make_model, make_provider, make_token
+from tests.conftest import (
+    UPSTREAM_KEY,
+    LiveGateway,
+    make_fake_provider,
+    make_model,
+    make_token,
+)
 from tests.fakes.cloudflare_upstream import FakeCloudflare
 from tests.openai_schema import assert_valid, assert_valid_sse, sse_events
 
@@ -20,25 +24,15 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
           "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def _fake_cloudflare_server() -> Iterator[FakeCloudflare]:
-    server = FakeCloudflare(api_token=UPSTREAM_KEY)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def fake(_fake_cloudflare_server: FakeCloudflare) -> Iterator[FakeCloudflare]:
-    _fake_cloudflare_server.reset()
-    yield _fake_cloudflare_server
-    _fake_cloudflare_server.reset()
+def fake(fakes: dict) -> FakeCloudflare:
+    return fakes["cloudflare"]
 
 
 @pytest.fixture
 def setup(live_gateway: LiveGateway, fake: FakeCloudflare) -> dict:
     """A gateway whose default Workers AI model (registry default 1024 output tokens) is served by the fake."""
-    account = make_provider(name="cf-main", kind="cloudflare", base_url=fake.base_url, options={"account_id": "acc123"})
+    account = make_fake_provider("cloudflare", fake, "cf-main")
     make_model(SCOUT, (account, SCOUT), max_output_tokens=1024, context_window=131000)
     return {"gateway": live_gateway, "upstream": fake, "account": account, "token": make_token()}
 

@@ -3,7 +3,6 @@ becomes one user message and the chat answer comes back as OpenAI's ``text_compl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,10 +10,12 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import UPSTREAM_KEY, LiveGateway, make_model, make_provider, make_token
-from tests.fakes.anthropic_upstream import FakeAnthropic
-from tests.fakes.cloudflare_upstream import ACCOUNT_ID, FakeCloudflare
-from tests.fakes.gemini_upstream import FakeGemini
+from tests.conftest import (
+    LiveGateway,
+    make_fake_provider,
+    make_model,
+    make_token,
+)
 from tests.openai_schema import assert_valid, assert_valid_completion_sse
 
 PROVIDERS = ["gemini", "cloudflare", "anthropic"]
@@ -23,33 +24,14 @@ UPSTREAM_MODELS = {"gemini": "gemini-2.5-flash", "cloudflare": "@cf/meta/llama-4
 MODEL = "writer"
 
 
-@pytest.fixture(scope="module")
-def _fakes() -> Iterator[dict[str, Any]]:
-    servers = {"gemini": FakeGemini(api_key=UPSTREAM_KEY), "cloudflare": FakeCloudflare(api_token=UPSTREAM_KEY),
-               "anthropic": FakeAnthropic(api_key=UPSTREAM_KEY)}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
-
-
 @pytest.fixture(params=PROVIDERS)
-def setup(request: pytest.FixtureRequest, live_gateway: LiveGateway, _fakes: dict[str, Any]) -> Iterator[dict]:
+def setup(request: pytest.FixtureRequest, live_gateway: LiveGateway, fakes: dict[str, Any]) -> dict:
     """A gateway whose model `writer` is one chat-only provider's chat model."""
     kind = request.param
-    fake = _fakes[kind]
-    fake.reset()
-    if kind == "gemini":
-        account = make_provider("gemini-main", kind="gemini", base_url=fake.base_url)
-    elif kind == "cloudflare":
-        account = make_provider("cf-main", kind="cloudflare", base_url=fake.base_url,
-                                options={"account_id": ACCOUNT_ID})
-    else:
-        account = make_provider("anthropic-main", kind="anthropic", base_url=fake.url + "/v1")
+    names = {"gemini": "gemini-main", "cloudflare": "cf-main", "anthropic": "anthropic-main"}
+    account = make_fake_provider(kind, fakes[kind], names[kind])
     make_model(MODEL, (account, UPSTREAM_MODELS[kind]), max_output_tokens=512)
-    yield {"kind": kind, "gateway": live_gateway, "upstream": fake, "token": make_token()}
-    fake.reset()
+    return {"kind": kind, "gateway": live_gateway, "upstream": fakes[kind], "token": make_token()}
 
 
 def sdk(setup: dict) -> openai.OpenAI:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import struct
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,9 +13,12 @@ import orjson
 import pytest
 
 from gateway.models import RequestLog
-from tests.conftest import UPSTREAM_KEY, LiveGateway, make_model, make_provider, make_token
-from tests.fakes.cloudflare_upstream import ACCOUNT_ID, FakeCloudflare
-from tests.fakes.gemini_upstream import FakeGemini
+from tests.conftest import (
+    LiveGateway,
+    make_fake_provider,
+    make_model,
+    make_token,
+)
 from tests.fakes.openai_upstream import fake_vector
 from tests.openai_schema import assert_valid
 
@@ -24,30 +26,13 @@ PROVIDERS = ["gemini", "cloudflare"]
 UPSTREAM_MODELS = {"gemini": "gemini-embedding-001", "cloudflare": "@cf/baai/bge-base-en-v1.5"}
 
 
-@pytest.fixture(scope="module")
-def _fakes() -> Iterator[dict[str, Any]]:
-    servers = {"gemini": FakeGemini(api_key=UPSTREAM_KEY), "cloudflare": FakeCloudflare(api_token=UPSTREAM_KEY)}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
-
-
 @pytest.fixture(params=PROVIDERS)
-def setup(request: pytest.FixtureRequest, live_gateway: LiveGateway, _fakes: dict[str, Any]) -> Iterator[dict]:
+def setup(request: pytest.FixtureRequest, live_gateway: LiveGateway, fakes: dict[str, Any]) -> dict:
     """A gateway whose model `embed` is served by one provider's fake embedding model."""
     kind = request.param
-    fake = _fakes[kind]
-    fake.reset()
-    if kind == "gemini":
-        account = make_provider("gemini-main", kind="gemini", base_url=fake.base_url)
-    else:
-        account = make_provider("cf-main", kind="cloudflare", base_url=fake.base_url,
-                                options={"account_id": ACCOUNT_ID})
+    account = make_fake_provider(kind, fakes[kind], {"gemini": "gemini-main", "cloudflare": "cf-main"}[kind])
     make_model("embed", (account, UPSTREAM_MODELS[kind]), embeddings=True, input_price_per_million="0.1")
-    yield {"kind": kind, "gateway": live_gateway, "upstream": fake, "token": make_token()}
-    fake.reset()
+    return {"kind": kind, "gateway": live_gateway, "upstream": fakes[kind], "token": make_token()}
 
 
 def sdk(setup: dict) -> openai.OpenAI:

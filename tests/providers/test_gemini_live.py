@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -10,8 +9,15 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import UPSTREAM_KEY, LiveGateway, make_model, make_provider, make_token
-from tests.fakes.gemini_upstream import TOOL_ARGS, FakeGemini
+from tests.conftest import (
+    UPSTREAM_KEY,
+    LiveGateway,
+    make_fake_provider,
+    make_model,
+    make_provider,
+    make_token,
+)
+from tests.fakes.gemini_upstream import TOOL_ARGS
 from tests.openai_schema import assert_valid, assert_valid_sse
 
 MODEL = "gemini-2.5-flash"
@@ -20,23 +26,12 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
-@pytest.fixture(scope="module")
-def _fake_gemini_server() -> Iterator[FakeGemini]:
-    server = FakeGemini(api_key=UPSTREAM_KEY)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def gemini(live_gateway: LiveGateway, _fake_gemini_server: FakeGemini) -> Iterator[dict[str, Any]]:
+def gemini(live_gateway: LiveGateway, fakes: dict) -> dict[str, Any]:
     """A gateway with one Gemini account (the fake), the model gemini-2.5-flash and a token."""
-    fake = _fake_gemini_server
-    fake.reset()
-    account = make_provider(name="gemini-main", kind="gemini", base_url=fake.url + "/v1beta")
+    account = make_fake_provider("gemini", fakes["gemini"], "gemini-main")
     make_model(MODEL, (account, MODEL))
-    yield {"gateway": live_gateway, "upstream": fake, "account": account, "token": make_token()}
-    fake.reset()
+    return {"gateway": live_gateway, "upstream": fakes["gemini"], "account": account, "token": make_token()}
 
 
 def sdk(setup: dict[str, Any]) -> openai.OpenAI:

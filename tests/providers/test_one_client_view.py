@@ -4,18 +4,12 @@ and error passes OpenAI's official schema."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import orjson
 import pytest
 
-from tests.conftest import UPSTREAM_KEY, make_model, make_provider, make_token
-from tests.fakes.anthropic_upstream import FakeAnthropic
-from tests.fakes.cloudflare_upstream import ACCOUNT_ID, FakeCloudflare
-from tests.fakes.gemini_upstream import FakeGemini
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.conftest import make_fake_provider, make_model, make_token
 from tests.openai_schema import assert_valid, assert_valid_sse
 
 MODELS = {"openai": "gpt-4o-mini", "cloudflare": "@cf/meta/llama-4-scout-17b-16e-instruct",
@@ -24,26 +18,10 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
           "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[dict[str, object]]:
-    servers = {"openai": FakeOpenAI(UPSTREAM_KEY), "cloudflare": FakeCloudflare(UPSTREAM_KEY),
-               "gemini": FakeGemini(UPSTREAM_KEY), "anthropic": FakeAnthropic(UPSTREAM_KEY)}
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
-
-
 @pytest.fixture
 def client(live_gateway, fakes: dict) -> openai.OpenAI:
-    bases = {"openai": fakes["openai"].base_url, "cloudflare": fakes["cloudflare"].base_url,
-             "gemini": fakes["gemini"].base_url, "anthropic": fakes["anthropic"].url + "/v1"}
     for kind, model in MODELS.items():
-        fakes[kind].reset()
-        account = make_provider(f"{kind}-fake", kind=kind, base_url=bases[kind],
-                                options={"account_id": ACCOUNT_ID} if kind == "cloudflare" else {})
-        make_model(model, (account, model), max_output_tokens=1024)
+        make_model(model, (make_fake_provider(kind, fakes[kind]), model), max_output_tokens=1024)
     return openai.OpenAI(base_url=live_gateway.v1, api_key=make_token(), max_retries=0)
 
 
