@@ -94,22 +94,23 @@ def _token_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
 
 
+def _text_or_tokens(body: dict[str, Any], name: str) -> Any:
+    """The required field ``name``: a string, strings, token ids, or lists of token ids."""
+    value = body.get(name)
+    if value is None:
+        raise invalid_request(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+    if not _strings_or_tokens(value):
+        raise invalid_request(f"'{name}' must be a string, an array of strings, or an array of token ids.",
+                              param=name, code="invalid_type")
+    return value
+
+
 def completion_prompt(body: dict[str, Any]) -> None:
-    prompt = body.get("prompt")
-    if prompt is None:
-        raise invalid_request("Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
-    if not _strings_or_tokens(prompt):
-        raise invalid_request("'prompt' must be a string, an array of strings, or an array of token ids.",
-                              param="prompt", code="invalid_type")
+    _text_or_tokens(body, "prompt")
 
 
 def embeddings_input(body: dict[str, Any]) -> None:
-    value = body.get("input")
-    if value is None:
-        raise invalid_request("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
-    if not _strings_or_tokens(value):
-        raise invalid_request("'input' must be a string, an array of strings, or an array of token ids.",
-                              param="input", code="invalid_type")
+    value = _text_or_tokens(body, "input")
     if value == "" or isinstance(value, list) and any(v == "" for v in value):
         raise invalid_request("'input' cannot contain an empty string.", param="input", code="invalid_value")
     encoding = body.get("encoding_format")
