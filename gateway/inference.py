@@ -102,11 +102,11 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
     kept: list[bytes] = []
     size = 0
 
-    def settle() -> None:
+    def settle(log: bool = True) -> None:
         call.usage = translator.usage
         if call.usage is None and kept:
             call.response_body = b"".join(kept)
-        if call.usage is not None or not keep:
+        if log and (call.usage is not None or not keep):
             call.log()
 
     try:
@@ -143,8 +143,6 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
         return
     finally:
         if not call.logged:
-            call.usage = translator.usage
-            if call.usage is None and kept:
-                call.response_body = b"".join(kept)
+            settle(log=False)  # handle() logs it (after estimating the usage, or after the client left)
         upstream_response.close()
     await response.end()
