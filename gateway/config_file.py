@@ -213,8 +213,8 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
     names = {str(item.get("name")) for _, item, _ in providers}
     names |= set(ProviderAccount.objects.values_list("name", flat=True))
     models = [(path, item, _model(check, path, item, names)) for path, item in check.items(document, "models")]
-    _duplicates(check, providers, "providers")
-    _duplicates(check, models, "models")
+    _duplicates(check, providers)
+    _duplicates(check, models)
     if check.problems:
         raise ConfigError(check.problems)
     summary = Summary()
@@ -244,7 +244,7 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
     return summary
 
 
-def _duplicates(check: _Checker, rows: list[tuple[str, dict[str, Any], Any]], section: str) -> None:
+def _duplicates(check: _Checker, rows: list[tuple[str, dict[str, Any], Any]]) -> None:
     seen: dict[str, str] = {}
     for path, item, _ in rows:
         name = str(item.get("name"))
