@@ -57,14 +57,17 @@ class RequestLogWriter:
 
     def _run(self) -> None:
         interval = settings.GATEWAY["LOG_FLUSH_SECONDS"]
-        while not self._stopping:
-            self._wake.wait(interval)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:
-                logger.exception("request log write failed; %d rows kept for retry", len(self._queue))
-                time.sleep(min(interval * 5, 10))
+        try:
+            while not self._stopping:
+                self._wake.wait(interval)
+                self._wake.clear()
+                try:
+                    self.flush()
+                except Exception:
+                    logger.exception("request log write failed; %d rows kept for retry", len(self._queue))
+                    time.sleep(min(interval * 5, 10))
+        finally:
+            connection.close()  # this thread's own connection: nothing else would close it
 
     def flush(self) -> int:
         """Write everything queued now; returns how many rows were written."""
