@@ -20,6 +20,7 @@ from django.db import close_old_connections, connection, transaction
 
 logger = logging.getLogger(__name__)
 
+LOCK_TIMEOUT_SECONDS = 5
 MAX_QUEUED = 200_000  # beyond this (database down for long) the oldest rows are dropped, loudly
 
 
@@ -137,6 +138,10 @@ def _write(batch: list[dict[str, Any]]) -> None:
             failures[account] = (row["created_at"], row.get("error_message", "")[:500])
     with transaction.atomic():
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # A token or provider row held by someone else's open transaction must not stall the
+                # log: give up after a while, keep the rows, and retry (SQLite has its busy timeout).
+                cursor.execute(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")  # ms
             cursor.executemany(sql, params)
         # One UPDATE per batch: the batch's latest time is close enough for "last used".
         if last_used:

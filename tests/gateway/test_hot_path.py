@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from django.db.backends.utils import CursorWrapper
 
 from gateway.calls import Call
-from gateway.models import RequestLog
+from gateway.models import ApiToken, RequestLog
 from gateway.request_log import RequestLogWriter
 
 
@@ -70,3 +70,33 @@ def test_writer_flushes_in_batches_and_on_stop(settings) -> None:
         writer.enqueue(Call("chat.completions", f"req_{i}").row())
     writer.stop()
     assert writer.pending() == 0 and RequestLog.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_locked_elsewhere_does_not_stall_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL: an admin's open transaction on a token row makes the batch give up and retry later."""
+    import psycopg
+    from django.db import connection
+
+    from gateway import request_log
+    from tests.conftest import make_token
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers with its busy timeout instead")
+    make_token("locked")
+    token = ApiToken.objects.get(name="locked")
+    monkeypatch.setattr(request_log, "LOCK_TIMEOUT_SECONDS", 0.2)
+    settings = connection.settings_dict
+    other = psycopg.connect(dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"],
+                            port=settings["PORT"] or None, password=settings["PASSWORD"] or None)
+    other.execute("UPDATE gateway_apitoken SET active = active WHERE id = %s", [token.id])  # holds the row lock
+    writer = RequestLogWriter()
+    writer._queue.append({**Call("chat.completions", "req_locked").row(), "token_id": token.id})
+    try:
+        with pytest.raises(DatabaseError):
+            writer.flush()
+        assert writer.pending() == 1
+    finally:
+        other.rollback()
+        other.close()
+    assert writer.flush() == 1 and RequestLog.objects.filter(request_id="req_locked").exists()
