@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 VERSION_KEY = "gateway:config-version"
 _clearers: list[Callable[[], None]] = []
+_published = 0  # the last version this process published (its caches were cleared then already)
 
 
 def register(clear: Callable[[], None]) -> None:
@@ -34,10 +35,11 @@ def changed() -> None:
     clear_local()
     if not settings.REDIS_URL:
         return
+    global _published
     try:
         import redis
 
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).incr(VERSION_KEY)
+        _published = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).incr(VERSION_KEY)
     except Exception:  # a cache notice must never break an admin save; TTLs still bound staleness
         logger.warning("could not publish the configuration change to Redis", exc_info=True)
 
@@ -55,7 +57,7 @@ async def watch(interval: float = 1.0) -> None:
         while True:
             try:
                 version = await client.get(VERSION_KEY)
-                if seen is not unread and version != seen:
+                if seen is not unread and version != seen and not _only_own_change(seen, version):
                     clear_local()
                 seen = version
             except Exception:
@@ -63,3 +65,11 @@ async def watch(interval: float = 1.0) -> None:
             await asyncio.sleep(interval)
     finally:
         await client.aclose()
+
+
+def _only_own_change(before: object, after: object) -> bool:
+    """The version moved by one, to the one this process published: nothing new to clear."""
+    try:
+        return int(after) == _published and int(before) == _published - 1  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

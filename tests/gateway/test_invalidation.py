@@ -27,3 +27,21 @@ def test_a_change_published_by_one_process_clears_the_caches_of_a_watching_worke
             invalidation._clearers.remove(cleared.set)
 
     asyncio.run(scenario())
+
+
+def test_a_change_made_here_clears_the_caches_once_not_again_when_the_watcher_sees_it(redis_url: str) -> None:
+    clears: list[int] = []
+
+    async def scenario() -> None:
+        invalidation.register(lambda: clears.append(1))
+        try:
+            watcher = asyncio.create_task(invalidation.watch(interval=0.05))
+            await asyncio.sleep(0.2)  # the watcher has read the current version
+            invalidation.changed()  # an admin save in this process
+            await asyncio.sleep(0.3)  # several polls
+            watcher.cancel()
+        finally:
+            invalidation._clearers.pop()
+
+    asyncio.run(scenario())
+    assert clears == [1]
