@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 VERSION_KEY = "gateway:config-version"
 _clearers: list[Callable[[], None]] = []
-_published = 0  # the last version this process published (its caches were cleared then already)
+# Versions this process published: its caches were cleared then already, so its watcher skips them.
+_published: set[int] = set()
 
 
 def register(clear: Callable[[], None]) -> None:
@@ -35,11 +36,12 @@ def changed() -> None:
     clear_local()
     if not settings.REDIS_URL:
         return
-    global _published
     try:
         import redis
 
-        _published = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).incr(VERSION_KEY)
+        if len(_published) > 10_000:
+            _published.clear()
+        _published.add(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).incr(VERSION_KEY))
     except Exception:  # a cache notice must never break an admin save; TTLs still bound staleness
         logger.warning("could not publish the configuration change to Redis", exc_info=True)
 
@@ -68,8 +70,9 @@ async def watch(interval: float = 1.0) -> None:
 
 
 def _only_own_change(before: object, after: object) -> bool:
-    """The version moved by one, to the one this process published: nothing new to clear."""
+    """Every version between the two was published by this process: nothing new to clear."""
     try:
-        return int(after) == _published and int(before) == _published - 1  # type: ignore[arg-type]
+        start, end = int(before), int(after)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False
+    return start < end and all(version in _published for version in range(start + 1, end + 1))
