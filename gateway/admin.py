@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
-from gateway.provider_check import check_connection
+from gateway.routing.provider_check import check_connection
 
 
 @admin.register(Team)

@@ -1,4 +1,4 @@
-"""ASGI entry point: ``gunicorn proxy_site.asgi:application -k gateway.worker.GatewayWorker``."""
+"""ASGI entry point: ``gunicorn proxy_site.asgi:application -k gateway.edge.worker.GatewayWorker``."""
 
 from typing import Any
 
@@ -10,7 +10,7 @@ def _application() -> Any:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
     from django.core.asgi import get_asgi_application
 
-    from gateway.asgi import GatewayApp
+    from gateway.edge.app import GatewayApp
 
     # The admin's CSS/JS are served by Django's own static handler: the admin is low-traffic, and
     # this keeps the gateway one process with no collectstatic step.

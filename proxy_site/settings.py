@@ -176,7 +176,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "build" / "static"
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["gateway.authentication.GatewayTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["gateway.access.authentication.GatewayTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -185,7 +185,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
-# The gateway's own OpenAPI description (gateway/openapi.py): /v1/openapi.json and /v1/docs.
+# The gateway's own OpenAPI description (gateway/api/openapi.py): /v1/openapi.json and /v1/docs.
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI gateway API",
     "DESCRIPTION": "An OpenAI-compatible API in front of many AI providers. Every error has OpenAI's "
@@ -196,7 +196,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PUBLIC": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # (without drf-spectacular's enum hook: the enums stay inline, e.g. each body's own "object" value)
-    "POSTPROCESSING_HOOKS": ["gateway.openapi.add_undiscovered_operations"],
+    "POSTPROCESSING_HOOKS": ["gateway.api.openapi.add_undiscovered_operations"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

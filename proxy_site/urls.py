@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from gateway import catalog, openapi, views
+from gateway.api import catalog, openapi, views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -14,7 +14,7 @@ import uvicorn
 
 from gateway import invalidation
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, Team
-from gateway.request_log import writer
+from gateway.usage.log_writer import writer
 
 if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI

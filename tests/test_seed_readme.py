@@ -9,7 +9,7 @@ import subprocess
 import orjson
 import pytest
 
-from gateway.config_file import DEFAULTS, apply, load
+from gateway.config.file import DEFAULTS, apply, load
 from gateway.models import ProviderAccount
 from tests.conftest import UPSTREAM_KEY, make_token
 from tests.fakes.cloudflare_upstream import ACCOUNT_ID

@@ -7,7 +7,7 @@ import openai
 import orjson
 import pytest
 
-from gateway.provider_check import check_connection
+from gateway.routing.provider_check import check_connection
 from tests.conftest import (
     UPSTREAM_KEY,
     LiveGateway,

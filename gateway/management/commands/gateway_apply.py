@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateway.config_file import DEFAULTS, ConfigError, apply, load
+from gateway.config.file import DEFAULTS, ConfigError, apply, load
 
 
 class Command(BaseCommand):

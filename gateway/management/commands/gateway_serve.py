@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from gateway.config_file import DEFAULTS, apply, load, registry_is_empty
+from gateway.config.file import DEFAULTS, apply, load, registry_is_empty
 
 
 def gunicorn_argv(bind: str, workers: int) -> list[str]:
@@ -18,7 +18,7 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
     config = settings.GATEWAY
     return [
         sys.executable, "-m", "gunicorn", "proxy_site.asgi:application",
-        "--worker-class", "gateway.worker.GatewayWorker",  # access log only with DEBUG, tokens redacted
+        "--worker-class", "gateway.edge.worker.GatewayWorker",  # access log only with DEBUG, tokens redacted
         "--workers", str(workers),
         "--bind", bind,
         "--backlog", str(config["BACKLOG"]),
@@ -46,7 +46,7 @@ class Command(BaseCommand):
             self.stdout.write("Database is up to date.")
         if not options["no_defaults"] and registry_is_empty():
             apply(load(DEFAULTS))
-            self.stdout.write(f"First start: loaded the default registry (gateway/defaults/{DEFAULTS.name}: "
+            self.stdout.write(f"First start: loaded the default registry (gateway/config/defaults/{DEFAULTS.name}: "
                               "its provider accounts and models).")
         self.next_steps(options["bind"])
         sys.stdout.flush()

@@ -1,0 +1,166 @@
+"""Client authentication by API token.
+
+A token arrives as ``Authorization: Bearer <token>``, ``X-AUTH-TOKEN: <token>`` or (unless
+switched off) ``?auth_token=<token>``. It is looked up by its SHA-256 digest; the answer is
+kept in-process for ``GATEWAY["CACHE_SECONDS"]`` so the hot path makes no query per request.
+``GatewayTokenAuthentication`` is the DRF face of the same lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connection
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from gateway import crypto, invalidation
+from gateway.errors import authentication_failed
+from gateway.routing import patterns
+
+MAX_CACHED_TOKENS = 10_000
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the gateway needs to know about an authenticated token; also DRF's ``request.user``."""
+
+    id: int
+    name: str
+    prefix: str
+    team_id: int | None
+    active: bool
+    expires_at: float | None  # unix time
+    allowed_models: tuple[str, ...]
+
+    is_authenticated = True
+
+    def allows(self, requested: str, entry_name: str | None = None) -> bool:
+        if not self.allowed_models:
+            return True
+        return any(
+            patterns.matches(allowed, requested) or allowed == entry_name for allowed in self.allowed_models
+        )
+
+
+def raw_token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The raw token from the request, or None. Header names are lower-case."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    token = headers.get("x-auth-token")
+    if token:
+        return token.strip()
+    if settings.GATEWAY["ALLOW_QUERY_TOKEN"]:
+        token = query.get("auth_token")
+        if token:
+            return token.strip()
+    return None
+
+
+_cache: dict[str, tuple[TokenInfo | None, float]] = {}
+invalidation.register(_cache.clear)
+
+
+def load_token(digest: str) -> TokenInfo | None:
+    """One query: the token with this digest, or None."""
+    from gateway.models import ApiToken
+
+    if not connection.in_atomic_block:  # (tests run inside a transaction)
+        close_old_connections()
+    row = ApiToken.objects.filter(digest=digest).first()
+    if row is None:
+        return None
+    expires = row.expires_at.timestamp() if isinstance(row.expires_at, datetime) else None
+    return TokenInfo(
+        row.id, row.name, row.prefix, row.team_id, row.active, expires, tuple(row.allowed_model_list())
+    )
+
+
+def _cached(digest: str) -> tuple[bool, TokenInfo | None]:
+    hit = _cache.get(digest)
+    if hit is not None and time.monotonic() - hit[1] < settings.GATEWAY["CACHE_SECONDS"]:
+        return True, hit[0]
+    return False, None
+
+
+def _remember(digest: str, info: TokenInfo | None) -> None:
+    if len(_cache) >= MAX_CACHED_TOKENS:
+        _cache.clear()
+    _cache[digest] = (info, time.monotonic())
+
+
+def check(info: TokenInfo | None) -> TokenInfo:
+    """Raise the client's 401 unless the token exists, is active and has not expired."""
+    if info is None:
+        raise authentication_failed("Incorrect API key provided.")
+    if not info.active:
+        raise authentication_failed("This API token has been revoked.")
+    if info.expires_at is not None and time.time() >= info.expires_at:
+        raise authentication_failed("This API token has expired.")
+    return info
+
+
+def _missing() -> TokenInfo:
+    raise authentication_failed(
+        "You didn't provide an API key. Send it as 'Authorization: Bearer <token>' or 'X-AUTH-TOKEN: <token>'."
+    )
+
+
+# Lookups in flight, so that requests arriving together with an uncached token share one query.
+_loading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[TokenInfo | None]] = {}
+
+
+async def _load_once(digest: str) -> TokenInfo | None:
+    key = (asyncio.get_running_loop(), digest)
+    pending = _loading.get(key)
+    if pending is None:
+        pending = _loading[key] = asyncio.ensure_future(sync_to_async(load_token)(digest))
+        pending.add_done_callback(lambda _: _loading.pop(key, None))
+    return await asyncio.shield(pending)
+
+
+async def authenticate(raw: str | None) -> TokenInfo:
+    """The hot path's lookup: from the in-process cache, or one shared query in a worker thread."""
+    if not raw:
+        return _missing()
+    digest = crypto.token_digest(raw)
+    found, info = _cached(digest)
+    if not found:
+        info = await _load_once(digest)
+        _remember(digest, info)
+    return check(info)
+
+
+def authenticate_sync(raw: str | None) -> TokenInfo:
+    if not raw:
+        return _missing()
+    digest = crypto.token_digest(raw)
+    found, info = _cached(digest)
+    if not found:
+        info = load_token(digest)
+        _remember(digest, info)
+    return check(info)
+
+
+class GatewayTokenAuthentication(BaseAuthentication):
+    """DRF authentication class: the same tokens, headers and cache as the hot path."""
+
+    def authenticate(self, request: Request) -> tuple[TokenInfo, TokenInfo] | None:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        raw = raw_token_from(headers, request.query_params)
+        if raw is None:
+            return None
+        info = authenticate_sync(raw)
+        return info, info
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,272 @@
+"""The gateway's own OpenAPI description: ``GET /v1/openapi.json`` and the docs page ``GET /v1/docs``.
+
+drf-spectacular generates the description from the DRF views; the extensions here add what it
+cannot see in them:
+
+- the request/response bodies and error responses of each DRF view (the views stay untouched:
+  ``OpenApiViewExtension`` hands drf-spectacular an annotated subclass, for the description only);
+- the token authentication's three forms as security schemes;
+- rules of the bodies that serializer fields cannot express (``_refine``: e.g. exactly one of
+  ``input``/``messages``, ``stream_options`` only with ``stream``, unknown OpenAI fields allowed);
+- the endpoints that are not DRF views — the inference endpoints of the ASGI hot path
+  (``gateway.edge.app.hot_routes()``) and the plain Django ``/health`` view. The postprocessing hook
+  ``add_undiscovered_operations`` describes them with drf-spectacular's own operation builder
+  (the helper it uses for webhooks), so they get the same serializers, security and error
+  envelope as the rest. Nothing here serves a request.
+
+Bodies are in gateway/api/openapi_bodies.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiViewExtension,
+)
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import build_mocked_view
+from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from gateway.api import openapi_bodies as bodies
+
+ERRORS: dict[int, str] = {
+    400: "Invalid request: unparsable JSON, a missing or ill-typed field (named in `param`), a parameter the "
+         "provider does not support, or the upstream's own 400.",
+    401: "No token, or a wrong, expired or revoked one (`code: invalid_api_key`).",
+    403: "This token may not use the model (`code: model_not_allowed`).",
+    404: "Unknown model (`code: model_not_found`).",
+    413: "The request body is larger than the gateway's limit (`code: request_too_large`).",
+    429: "The upstream's rate limit (`type: rate_limit_error`); wait for `Retry-After` seconds.",
+    502: "The upstream could not be reached, answered something unreadable, or rejected the gateway's "
+         "provider key (the key is never shown).",
+    503: "The upstream is unavailable, or the model has no active deployment (`code: no_deployment`).",
+    504: "The upstream timed out (`code: upstream_timeout`).",
+}
+INFERENCE_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
+SSE_DESCRIPTION = (
+    "With `\"stream\": true`: server-sent events, one `data: {{json}}` line per {chunk} and a final "
+    "`data: [DONE]`. A failure after the stream started ends it with `data: {{\"error\": {{...}}}}` "
+    "(the error envelope)."
+)
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[429, 503],
+    description="Seconds to wait before retrying, when the upstream said so.",
+)
+REQUEST_ID = OpenApiParameter(
+    "X-Request-ID", OpenApiTypes.STR, OpenApiParameter.HEADER, response=True,
+    description="The request's id (the client's own `X-Request-ID` when it is a safe string), as logged.",
+)
+SESSION_ID = OpenApiParameter(
+    "X-Session-ID", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    description="A session id recorded on the request log (a `session_id` cookie works too); used for nothing else.",
+)
+
+
+def errors(*statuses: int, **why: str) -> dict[int, OpenApiResponse]:
+    """Responses with OpenAI's error envelope for these statuses (``why={"400": ...}`` overrides a text)."""
+    return {status: OpenApiResponse(bodies.ErrorSerializer, description=why.get(str(status), ERRORS[status]))
+            for status in statuses}
+
+
+def ok(body: Any, description: str) -> OpenApiResponse:
+    return OpenApiResponse(body, description=description)
+
+
+# --- Authentication ---------------------------------------------------------------------------
+
+class GatewayTokenScheme(OpenApiAuthenticationExtension):
+    """A gateway token in any one of its three forms (alternatives, not all together)."""
+
+    target_class = "gateway.access.authentication.GatewayTokenAuthentication"
+
+    @property
+    def name(self) -> list[str]:  # type: ignore[override]
+        names = ["bearerAuth", "xAuthToken"]
+        return [*names, "authTokenQuery"] if settings.GATEWAY["ALLOW_QUERY_TOKEN"] else names
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
+        definitions = [
+            {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <token>` (what OpenAI SDKs send)."},
+            {"type": "apiKey", "in": "header", "name": "X-AUTH-TOKEN", "description": "The seed's header."},
+            {"type": "apiKey", "in": "query", "name": "auth_token",
+             "description": "The seed's query form; never logged. An operator can switch it off."},
+        ]
+        return definitions[: len(self.name)]
+
+    def get_security_requirement(self, auto_schema: AutoSchema) -> list[dict[str, list[str]]]:
+        return [{name: []} for name in self.name]
+
+
+# --- The DRF views ----------------------------------------------------------------------------
+
+def _describe(target: str, method: str, **schema: Any) -> None:
+    """Register an extension that documents one DRF view's method, leaving the view module as it is."""
+
+    def view_replacement(self: OpenApiViewExtension) -> type:
+        return extend_schema_view(**{method: extend_schema(**schema)})(type(self.target.__name__, (self.target,), {}))
+
+    name = target.rsplit(".", 1)[1] + "Schema"
+    type(name, (OpenApiViewExtension,), {"target_class": target, "view_replacement": view_replacement})
+
+
+_describe("gateway.api.views.ModelList", "get", operation_id="listModels", tags=["models"], summary="List models",
+          responses={200: ok(bodies.ModelListSerializer, "The models this token may use."), **errors(401)})
+_describe("gateway.api.views.ModelDetail", "get", operation_id="retrieveModel", tags=["models"], summary="Retrieve a model",
+          parameters=[OpenApiParameter("model", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                       description="A model id; it may contain `/` (e.g. `@cf/meta/llama-3-8b`).")],
+          responses={200: ok(bodies.ModelSerializer, "The model."), **errors(401, 404)})
+_describe("gateway.api.views.Tokenize", "post", operation_id="tokenize", tags=["tokenize"], summary="Count tokens",
+          request=bodies.TokenizeRequestSerializer,
+          responses={200: ok(bodies.TokenizeSerializer, "The token count."), **errors(400, 401, 403, 404, **{
+              "400": "Invalid request: unparsable JSON, not exactly one of `input` and `messages`, an ill-typed "
+                     "field (named in `param`), or no `model` and no default model."})})
+_describe("gateway.api.catalog.ModelOptions", "get", operation_id="listModelOptions", tags=["models"],
+          summary="The model catalogue",
+          responses={200: ok(bodies.ModelOptionListSerializer, "The catalogue."), **errors(401)})
+_describe("gateway.api.catalog.RouteCheck", "get", operation_id="checkRoute", tags=["models"],
+          summary="Which deployments would serve a model (no upstream call)",
+          parameters=[
+              OpenApiParameter("model", OpenApiTypes.STR, OpenApiParameter.QUERY,
+                               description="The model to route; the default model when left out."),
+              OpenApiParameter("provider", OpenApiTypes.STR, OpenApiParameter.QUERY,
+                               description="Keep only this provider kind's or account's deployments."),
+          ],
+          responses={200: ok(bodies.RouteCheckSerializer, "The route."), **errors(400, 401, 403, 404, **{
+              "400": "No `model` and no default model, or no deployment of the given `provider` serves it.",
+              "404": "No registry entry serves the model (`code: model_not_found`)."})})
+
+
+# --- Rules of the bodies that a serializer's fields cannot express ---------------------------
+
+def _refine(target: type, rules: dict[str, Any]) -> None:
+    """Register an extension that adds these JSON-schema keywords to one serializer's component."""
+
+    def map_serializer(self: OpenApiSerializerExtension, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        return {**auto_schema._map_serializer(self.target, direction, bypass_extensions=True), **rules}
+
+    type(target.__name__ + "Rules", (OpenApiSerializerExtension,),
+         {"target_class": target, "map_serializer": map_serializer})
+
+
+# Unknown OpenAI fields pass through the gateway, in requests and in answers.
+OPEN = {"additionalProperties": True}
+STREAM_OPTIONS_NEED_STREAM = {"anyOf": [
+    {"not": {"required": ["stream_options"]}},
+    {"required": ["stream"], "properties": {"stream": {"type": "boolean", "enum": [True]}}},
+]}
+for _body in (bodies.ChatCompletionRequestSerializer, bodies.CompletionRequestSerializer):
+    _refine(_body, {**OPEN, **STREAM_OPTIONS_NEED_STREAM})
+for _body in (bodies.EmbeddingRequestSerializer, bodies.ChatCompletionSerializer, bodies.CompletionSerializer,
+              bodies.EmbeddingListSerializer):
+    _refine(_body, OPEN)
+# A message has content, unless it is an assistant's message with tool (or function) calls.
+_refine(bodies.ChatMessageSerializer, {**OPEN, "anyOf": [
+    {"required": ["content"], "properties": {"content": {"oneOf": [{"type": "string"}, {"type": "array"}]}}},
+    {"required": ["role", "tool_calls"],
+     "properties": {"role": {"type": "string", "enum": ["assistant"]}, "tool_calls": {"type": "array", "minItems": 1}}},
+    {"required": ["role", "function_call"],
+     "properties": {"role": {"type": "string", "enum": ["assistant"]}, "function_call": {"type": "object", "minProperties": 1}}},
+]})
+_refine(bodies.TokenizeRequestSerializer, {"oneOf": [{"required": ["input"]}, {"required": ["messages"]}]})
+
+
+# --- What drf-spectacular cannot discover -----------------------------------------------------
+
+# The description of an endpoint that is not a DRF view: ``extend_schema`` arguments.
+Undiscovered = dict[str, Any]
+
+
+def _inference(operation_id: str, summary: str, description: str, request: type, response: type,
+               answer: str, chunk: str | None) -> Undiscovered:
+    if chunk:
+        answer += " " + SSE_DESCRIPTION.format(chunk=chunk)
+    responses: dict[Any, Any] = {(200, "application/json"): ok(response, answer), **errors(*INFERENCE_ERRORS)}
+    if chunk:
+        responses[(200, "text/event-stream")] = ok(OpenApiTypes.STR, answer)
+    return dict(
+        operation_id=operation_id, tags=["inference"], summary=summary, description=description,
+        request=request, responses=responses, parameters=[SESSION_ID, REQUEST_ID, RETRY_AFTER],
+    )
+
+
+HOT_PATH: dict[str, Undiscovered] = {
+    "/v1/chat/completions": _inference(
+        "createChatCompletion", "Chat completion",
+        "OpenAI's chat completions API, answered by the model's deployments in order (fallbacks before the "
+        "first byte). Fields not listed pass through to providers that accept them.",
+        bodies.ChatCompletionRequestSerializer, bodies.ChatCompletionSerializer,
+        "A `chat.completion` object.", "`chat.completion.chunk`"),
+    "/v1/completions": _inference(
+        "createCompletion", "Text completion (legacy)",
+        "OpenAI's legacy completions API; for chat-only providers the prompt becomes one user message.",
+        bodies.CompletionRequestSerializer, bodies.CompletionSerializer,
+        "A `text_completion` object.", "`text_completion` chunk"),
+    "/v1/embeddings": _inference(
+        "createEmbedding", "Embeddings",
+        "OpenAI's embeddings API; `encoding_format: base64` returns little-endian float32, as the SDK expects.",
+        bodies.EmbeddingRequestSerializer, bodies.EmbeddingListSerializer,
+        "A list of `embedding` objects.", None),
+}
+
+HEALTH: Undiscovered = dict(
+    operation_id="health", tags=["health"], summary="Health check", auth=[],
+    description="The gateway is up; the database answers; each provider account's state. No token needed.",
+    responses={200: ok(bodies.HealthSerializer, "Up; the database answers."),
+               503: ok(bodies.HealthSerializer, "The database does not answer.")},
+)
+
+
+def undiscovered_routes() -> dict[str, tuple[str, Undiscovered | None]]:
+    """Path -> (method, description) of every endpoint that is not a DRF view (None: undocumented)."""
+    from gateway.edge.app import hot_routes
+
+    routes: dict[str, tuple[str, Undiscovered | None]] = {
+        path: (method, HOT_PATH.get(path)) for path, (method, _) in hot_routes().items()
+    }
+    routes["/health"] = ("GET", HEALTH)
+    return routes
+
+
+def add_undiscovered_operations(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: describe the hot-path endpoints and ``/health``."""
+    described = {path: route for path, route in undiscovered_routes().items() if route[1] is not None}
+    # (a new hot-path endpoint without a description stays out: the tests catch it)
+    for path, (method, undiscovered) in described.items():
+        view = build_mocked_view(method, path, extend_schema(**undiscovered), generator.registry)
+        operation = view.schema.get_operation(path, path, "", method, generator.registry)
+        result["paths"].setdefault(path, {})[method.lower()] = operation
+    components = result.setdefault("components", {})
+    for kind, items in generator.registry.build({}).items():
+        components.setdefault(kind, {}).update(items)
+    result["paths"] = dict(sorted(result["paths"].items()))
+    return result
+
+
+# --- The endpoints that serve the description -------------------------------------------------
+
+class OpenApiDocument(SpectacularAPIView):
+    """GET /v1/openapi.json: this API's OpenAPI 3 description. No token needed."""
+
+    renderer_classes = [OpenApiJsonRenderer2, OpenApiJsonRenderer]
+    authentication_classes: list[type] = []
+
+    @extend_schema(operation_id="getOpenApi", tags=["meta"], summary="This OpenAPI description",
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="An OpenAPI 3 document.")})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class ApiDocs(SpectacularSwaggerView):
+    """GET /v1/docs: Swagger UI over /v1/openapi.json, its assets served by the gateway itself."""
+
+    authentication_classes: list[type] = []
+    url_name = "openapi"

@@ -1,0 +1,45 @@
+"""Sending a call upstream: deployments in order, fallbacks before the first byte, errors mapped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gateway.inference import transport as upstream
+from gateway.routing.registry import Route
+from gateway.usage.call import Call
+from providers.base import Adapter, ProviderError, UpstreamRequest
+from providers.registry import adapter_for
+
+# Upstream answers worth trying the next deployment for: their own trouble, not the request's.
+RETRY_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504})
+
+
+async def send_with_fallbacks(
+    call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest]
+) -> tuple[Adapter, upstream.UpstreamResponse]:
+    """The first successful (2xx) upstream response, trying each deployment in turn."""
+    last_error: ProviderError | None = None
+    client = upstream.client()
+    for route in routes:
+        call.attempts += 1
+        call.route = route
+        adapter = adapter_for(route.account)
+        if adapter.requires_api_key and not route.account.api_key:
+            last_error = ProviderError(503, f"The provider account '{route.account.name}' has no API key configured; "
+                                       "an administrator must add one.", "upstream_error", "provider_not_configured")
+            continue
+        request = build(adapter, route)
+        try:
+            response = await client.send(request, route.account.connect_timeout, route.account.read_timeout)
+        except upstream.UpstreamUnavailable as exc:
+            last_error = ProviderError(504 if exc.timeout else 502, f"{exc} (provider account '{route.account.name}')",
+                                       "upstream_error", "upstream_timeout" if exc.timeout else "upstream_unreachable")
+            continue
+        if response.status < 400:
+            return adapter, response
+        body = await response.read()
+        last_error = adapter.error(response.status, body, response.headers.get("retry-after"))
+        if response.status not in RETRY_STATUSES:
+            break
+    assert last_error is not None
+    raise last_error

@@ -1,0 +1,46 @@
+"""The admin's "check connection": one cheap authenticated call to a provider account, recorded."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from gateway.inference.transport import UpstreamClient, UpstreamUnavailable
+from gateway.models import ProviderAccount
+from providers.base import ProviderError
+from providers.registry import UnknownKind, adapter_for
+
+
+async def _probe(account: ProviderAccount) -> tuple[bool, str]:
+    adapter = adapter_for(account.as_account())
+    request = adapter.models_request()
+    if request is None:
+        return False, f"{adapter.label} has no cheap call to check with."
+    client = UpstreamClient()
+    try:
+        response = await client.send(request, account.connect_timeout, min(account.read_timeout, 30.0))
+        body = await response.read()
+    except UpstreamUnavailable as exc:
+        return False, str(exc)
+    finally:
+        await client.close()
+    if response.status < 400:
+        return True, f"OK (HTTP {response.status})."
+    error = adapter.error(response.status, body)
+    return False, f"HTTP {response.status}: {error.message}"
+
+
+def check_connection(account: ProviderAccount) -> tuple[bool, str]:
+    """Call the provider once (a models list where it has one); stamp last success or last error."""
+    try:
+        ok, message = async_to_sync(_probe)(account)
+    except UnknownKind as exc:
+        ok, message = False, str(exc)
+    except ProviderError as exc:  # e.g. an option the request needs is missing
+        ok, message = False, exc.message
+    now = timezone.now()
+    if ok:
+        ProviderAccount.objects.filter(pk=account.pk).update(last_success_at=now)
+    else:
+        ProviderAccount.objects.filter(pk=account.pk).update(last_error_at=now, last_error=message[:500])
+    return ok, message

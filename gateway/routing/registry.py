@@ -1,0 +1,192 @@
+"""The model registry as each worker holds it, and how a requested model finds its deployments.
+
+An exact registry name wins; otherwise the most specific matching pattern (``gpt-4o*`` before
+``gpt-*``). A request's ``provider`` field (a provider kind or account name) keeps only the
+deployments of that provider, looking through every matching entry. Deployments are tried by
+priority (lowest first); within one priority the order is drawn at random by weight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from gateway import invalidation
+from gateway.errors import invalid_request, model_not_allowed, model_not_found
+from gateway.routing import patterns
+from providers.base import Account, Usage
+
+if TYPE_CHECKING:
+    from gateway.access.authentication import TokenInfo
+
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class Route:
+    account: Account
+    upstream_model: str  # "" = pass the requested name through
+    weight: int
+    priority: int
+
+    def model_for(self, requested: str) -> str:
+        return self.upstream_model or requested
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    name: str
+    context_window: int | None
+    max_output_tokens: int | None
+    input_price_per_million: Decimal
+    output_price_per_million: Decimal
+    is_default: bool
+    created: int
+    routes: tuple[Route, ...]
+    capabilities: frozenset[str] = frozenset()
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.name
+
+    def cost(self, usage: Usage | None) -> Decimal:
+        if usage is None:
+            return Decimal(0)
+        return (
+            self.input_price_per_million * usage.prompt_tokens
+            + self.output_price_per_million * usage.completion_tokens
+        ) / MILLION
+
+
+@dataclass
+class Registry:
+    entries: list[Entry]
+    exact: dict[str, Entry] = field(init=False)
+    patterns: list[Entry] = field(init=False)
+    default: Entry | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.exact = {e.name: e for e in self.entries if not e.is_pattern}
+        self.patterns = sorted((e for e in self.entries if e.is_pattern), key=lambda e: (patterns.specificity(e.name), e.name))
+        self.default = next((e for e in self.entries if e.is_default), None)
+
+    def candidates(self, model: str) -> list[Entry]:
+        """Every entry that serves this name, best match first."""
+        found = [self.exact[model]] if model in self.exact else []
+        return found + [e for e in self.patterns if patterns.matches(e.name, model)]
+
+    def resolve(self, model: str, provider: str | None = None) -> tuple[Entry, list[Route]] | None:
+        """The entry for ``model`` and its deployments in the order to try; None if nothing serves it."""
+        for entry in self.candidates(model):
+            routes = [r for r in entry.routes if provider is None or provider in (r.account.kind, r.account.name)]
+            if routes:
+                return entry, order_routes(routes)
+            if provider is None:
+                return entry, []
+        return None
+
+    def listed(self) -> list[Entry]:
+        """Exact names, the ones a model list can show."""
+        return [e for e in self.entries if not e.is_pattern]
+
+
+def choose(registry: Registry, model: str | None, provider: str | None, token: TokenInfo) -> tuple[str, Entry, list[Route]]:
+    """The model to serve (the registry's default when none is named), its entry and its deployments
+    in the order to try (possibly none). Raises the client's 400 / 404 / 403."""
+    if model is None:
+        if registry.default is None:
+            raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+        model = registry.default.name
+    resolved = registry.resolve(model, provider)
+    if resolved is None:
+        if provider is not None and registry.candidates(model):
+            raise invalid_request(f"No deployment of provider '{provider}' serves the model `{model}`.", "provider")
+        raise model_not_found(model)
+    entry, routes = resolved
+    if not token.allows(model, entry.name):
+        raise model_not_allowed(model)
+    return model, entry, routes
+
+
+def order_routes(routes: list[Route]) -> list[Route]:
+    """By priority; within a priority a weighted random order (Efraimidis–Spirakis keys)."""
+    if len(routes) == 1:
+        return routes
+    return sorted(routes, key=lambda r: (r.priority, -(random.random() ** (1.0 / max(r.weight, 1)))))
+
+
+def load_registry() -> Registry:
+    """Read active entries, deployments and accounts (keys decrypted) in three queries."""
+    from gateway.models import Deployment, ModelEntry
+
+    if not connection.in_atomic_block:
+        close_old_connections()
+    routes: dict[int, list[Route]] = {}
+    deployments = Deployment.objects.filter(active=True, provider__active=True, model__active=True).select_related("provider")
+    accounts: dict[int, Account] = {}
+    for dep in deployments:
+        p = dep.provider
+        if p.id not in accounts:
+            accounts[p.id] = p.as_account()
+        routes.setdefault(dep.model_id, []).append(Route(accounts[p.id], dep.upstream_model, dep.weight, dep.priority))
+    entries = [
+        Entry(
+            m.id, m.name, m.context_window, m.max_output_tokens, m.input_price_per_million,
+            m.output_price_per_million, m.is_default, int(m.created_at.timestamp()),
+            tuple(sorted(routes.get(m.id, []), key=lambda r: r.priority)),
+            frozenset(c for c in ModelEntry.CAPABILITIES if getattr(m, c)),
+        )
+        for m in ModelEntry.objects.filter(active=True)
+    ]
+    return Registry(entries)
+
+
+class _Holder:
+    registry: Registry | None = None
+    loaded_at: float = 0.0
+    loading: asyncio.Future | None = None
+
+    def clear(self) -> None:
+        self.registry = None
+
+    def fresh(self) -> Registry | None:
+        if self.registry is not None and time.monotonic() - self.loaded_at < settings.GATEWAY["CACHE_SECONDS"]:
+            return self.registry
+        return None
+
+    def store(self, registry: Registry) -> Registry:
+        self.registry, self.loaded_at = registry, time.monotonic()
+        return registry
+
+
+_holder = _Holder()
+invalidation.register(_holder.clear)
+
+
+async def current() -> Registry:
+    """This worker's registry; reloaded (once, however many requests wait) when stale."""
+    registry = _holder.fresh()
+    if registry is not None:
+        return registry
+    loop = asyncio.get_running_loop()
+    pending = _holder.loading
+    if pending is None or pending.get_loop() is not loop:
+        pending = _holder.loading = loop.create_task(sync_to_async(load_registry)())
+    try:
+        return _holder.store(await asyncio.shield(pending))
+    finally:
+        if _holder.loading is pending and pending.done():
+            _holder.loading = None
+
+
+def current_sync() -> Registry:
+    return _holder.fresh() or _holder.store(load_registry())
