@@ -8,7 +8,8 @@ import secrets
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
+
+from gateway.conf import gateway_settings
 
 TOKEN_PREFIX = "sk-gw-"
 PREFIX_LENGTH = 12  # "sk-gw-" + 6 characters of the secret: enough to recognise, useless to guess
@@ -40,7 +41,7 @@ def _cipher(keys: tuple[str, ...]) -> MultiFernet:
 
 
 def cipher() -> MultiFernet:
-    return _cipher(tuple(settings.GATEWAY["ENCRYPTION_KEYS"]))
+    return _cipher(tuple(gateway_settings.ENCRYPTION_KEYS))
 
 
 def encrypt(plaintext: str) -> str:

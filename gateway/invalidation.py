@@ -1,6 +1,6 @@
 """Keeps every worker's in-process caches (tokens, registry) honest when an admin changes data.
 
-Each cache drops an entry after ``GATEWAY["CACHE_SECONDS"]``. A change saved through the ORM
+Each cache drops an entry after ``GATEWAY_CACHE_SECONDS``. A change saved through the ORM
 also clears the caches of the process that made it at once, and, when ``REDIS_URL`` is set,
 bumps a shared version that every worker polls once a second, so other workers and instances
 follow within a second.

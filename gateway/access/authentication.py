@@ -2,7 +2,7 @@
 
 A token arrives as ``Authorization: Bearer <token>``, ``X-AUTH-TOKEN: <token>`` or (unless
 switched off) ``?auth_token=<token>``. It is looked up by its SHA-256 digest; the answer is
-kept in-process for ``GATEWAY["CACHE_SECONDS"]`` so the hot path makes no query per request.
+kept in-process for ``GATEWAY_CACHE_SECONDS`` so the hot path makes no query per request.
 ``GatewayTokenAuthentication`` is the DRF face of the same lookup.
 """
 
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import close_old_connections, connection
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from gateway import crypto, invalidation
+from gateway.conf import gateway_settings
 from gateway.errors import authentication_failed
 from gateway.routing import patterns
 
@@ -59,7 +59,7 @@ def raw_token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str 
     token = headers.get("x-auth-token")
     if token:
         return token.strip()
-    if settings.GATEWAY["ALLOW_QUERY_TOKEN"]:
+    if gateway_settings.ALLOW_QUERY_TOKEN:
         token = query.get("auth_token")
         if token:
             return token.strip()
@@ -87,7 +87,7 @@ def load_token(digest: str) -> TokenInfo | None:
 
 def _cached(digest: str) -> tuple[bool, TokenInfo | None]:
     hit = _cache.get(digest)
-    if hit is not None and time.monotonic() - hit[1] < settings.GATEWAY["CACHE_SECONDS"]:
+    if hit is not None and time.monotonic() - hit[1] < gateway_settings.CACHE_SECONDS:
         return True, hit[0]
     return False, None
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerExtension,
@@ -37,6 +36,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api import openapi_bodies as bodies
+from gateway.conf import gateway_settings
 
 ERRORS: dict[int, str] = {
     400: "Invalid request: unparsable JSON, a missing or ill-typed field (named in `param`), a parameter the "
@@ -91,7 +91,7 @@ class GatewayTokenScheme(OpenApiAuthenticationExtension):
     @property
     def name(self) -> list[str]:  # type: ignore[override]
         names = ["bearerAuth", "xAuthToken"]
-        return [*names, "authTokenQuery"] if settings.GATEWAY["ALLOW_QUERY_TOKEN"] else names
+        return [*names, "authTokenQuery"] if gateway_settings.ALLOW_QUERY_TOKEN else names
 
     def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
         definitions = [

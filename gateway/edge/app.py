@@ -22,10 +22,10 @@ from urllib.parse import parse_qsl
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import connections
 
 from gateway import invalidation
+from gateway.conf import gateway_settings
 from gateway.edge import cors
 from gateway.errors import GatewayError
 from gateway.inference import transport as upstream
@@ -212,7 +212,7 @@ class GatewayApp:
                     405, f"Method {scope['method']} is not allowed here; use {method}.", "invalid_request_error",
                     "method_not_allowed").to_dict()), {"Allow": method})
                 return
-            body = await read_body(receive, settings.GATEWAY["MAX_BODY_BYTES"])
+            body = await read_body(receive, gateway_settings.MAX_BODY_BYTES)
             request = Request(scope, body)
             response.request_id = request.request_id
             await handler(request, response)

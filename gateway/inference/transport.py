@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
-from django.conf import settings
 
+from gateway.conf import gateway_settings
 from providers.base import UpstreamRequest
 
 
@@ -57,12 +57,12 @@ class UpstreamResponse:
 
 class UpstreamClient:
     def __init__(self) -> None:
-        config = settings.GATEWAY
+        config = gateway_settings
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=config["UPSTREAM_MAX_CONNECTIONS"],
-                limit_per_host=config["UPSTREAM_MAX_PER_HOST"],
-                keepalive_timeout=config["UPSTREAM_KEEPALIVE_SECONDS"],
+                limit=config.UPSTREAM_MAX_CONNECTIONS,
+                limit_per_host=config.UPSTREAM_MAX_PER_HOST,
+                keepalive_timeout=config.UPSTREAM_KEEPALIVE_SECONDS,
                 ttl_dns_cache=300,
             ),
             timeout=aiohttp.ClientTimeout(total=None),

@@ -16,10 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import close_old_connections, connection
 
 from gateway import invalidation
+from gateway.conf import gateway_settings
 from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
 from providers.base import Account, Usage
@@ -159,7 +159,7 @@ class _Holder:
         self.registry = None
 
     def fresh(self) -> Registry | None:
-        if self.registry is not None and time.monotonic() - self.loaded_at < settings.GATEWAY["CACHE_SECONDS"]:
+        if self.registry is not None and time.monotonic() - self.loaded_at < gateway_settings.CACHE_SECONDS:
             return self.registry
         return None
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from django.conf import settings
 from django.utils import timezone
 
 from gateway.access.authentication import TokenInfo
+from gateway.conf import gateway_settings
 from gateway.routing.registry import Entry, Route
 from gateway.usage.log_writer import writer
 from providers.base import ProviderError, Usage
@@ -80,7 +80,7 @@ class Call:
             "stream": self.stream,
             "attempts": self.attempts,
         }
-        if settings.GATEWAY["LOG_BODIES"]:
+        if gateway_settings.LOG_BODIES:
             row["request_body"] = self.request_body.decode("utf-8", "replace")
             row["response_body"] = self.response_body.decode("utf-8", "replace")
         return row

@@ -15,8 +15,9 @@ import time
 from collections import deque
 from typing import Any
 
-from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+
+from gateway.conf import gateway_settings
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class RequestLogWriter:
         self._queue.append(row)
         if self._thread is None:
             self.start()
-        elif len(self._queue) >= settings.GATEWAY["LOG_BATCH_SIZE"]:
+        elif len(self._queue) >= gateway_settings.LOG_BATCH_SIZE:
             self._wake.set()
 
     def start(self) -> None:
@@ -57,7 +58,7 @@ class RequestLogWriter:
         return len(self._queue)
 
     def _run(self) -> None:
-        interval = settings.GATEWAY["LOG_FLUSH_SECONDS"]
+        interval = gateway_settings.LOG_FLUSH_SECONDS
         try:
             while not self._stopping:
                 self._wake.wait(interval)
@@ -75,7 +76,7 @@ class RequestLogWriter:
         written = 0
         with self._lock:
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), settings.GATEWAY["LOG_BATCH_SIZE"]))]
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), gateway_settings.LOG_BATCH_SIZE))]
                 try:
                     _write(batch)
                 except Exception:

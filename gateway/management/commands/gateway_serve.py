@@ -10,20 +10,21 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from gateway.conf import gateway_settings
 from gateway.config.file import DEFAULTS, apply, load, registry_is_empty
 
 
 def gunicorn_argv(bind: str, workers: int) -> list[str]:
     """The gunicorn command line; each setting is the one measured in bench/ (see README)."""
-    config = settings.GATEWAY
+    config = gateway_settings
     return [
         sys.executable, "-m", "gunicorn", "proxy_site.asgi:application",
         "--worker-class", "gateway.edge.worker.GatewayWorker",  # access log only with DEBUG, tokens redacted
         "--workers", str(workers),
         "--bind", bind,
-        "--backlog", str(config["BACKLOG"]),
-        "--keep-alive", str(config["KEEPALIVE_SECONDS"]),
-        "--graceful-timeout", str(config["GRACEFUL_TIMEOUT"]),
+        "--backlog", str(config.BACKLOG),
+        "--keep-alive", str(config.KEEPALIVE_SECONDS),
+        "--graceful-timeout", str(config.GRACEFUL_TIMEOUT),
         "--timeout", "0",  # async workers heartbeat on their own; long streams are normal
         *(["--access-logfile", "-"] if settings.DEBUG else []),
         "--log-level", "warning",
@@ -34,8 +35,8 @@ class Command(BaseCommand):
     help = "Apply migrations and serve the gateway with gunicorn and uvicorn workers."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--bind", default=settings.GATEWAY["BIND"], help="HOST:PORT (default %(default)s)")
-        parser.add_argument("--workers", type=int, default=settings.GATEWAY["WORKERS"])
+        parser.add_argument("--bind", default=gateway_settings.BIND, help="HOST:PORT (default %(default)s)")
+        parser.add_argument("--workers", type=int, default=gateway_settings.WORKERS)
         parser.add_argument("--no-migrate", action="store_true", help="Skip `migrate`.")
         parser.add_argument("--no-defaults", action="store_true",
                             help="Do not load the default registry into an empty database.")

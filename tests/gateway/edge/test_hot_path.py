@@ -64,7 +64,7 @@ def test_writer_keeps_rows_when_the_database_fails_and_writes_them_later(monkeyp
 
 @pytest.mark.django_db(transaction=True)
 def test_writer_flushes_in_batches_and_on_stop(settings) -> None:
-    settings.GATEWAY = {**settings.GATEWAY, "LOG_BATCH_SIZE": 2, "LOG_FLUSH_SECONDS": 60}
+    settings.GATEWAY = {"LOG_BATCH_SIZE": 2, "LOG_FLUSH_SECONDS": 60}
     writer = RequestLogWriter()
     for i in range(5):
         writer.enqueue(Call("chat.completions", f"req_{i}").row())
