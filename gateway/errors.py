@@ -1,19 +1,33 @@
-"""Every error a client sees is OpenAI's envelope: {"error": {"message", "type", "param", "code"}}."""
+"""Every error a client sees is OpenAI's envelope: {"error": {"message", "type", "param", "code"}}.
+
+``render(exc)`` is the one place an exception becomes (status, headers, payload): the hot path's
+responses and stream error events, DRF's exception handler and Django's 404/500 handlers all
+call it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+import orjson
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from providers.base import ProviderError
 
+Payload = dict[str, Any]
+
 
 class GatewayError(ProviderError):
-    """An error raised by the gateway itself (auth, validation, routing, limits)."""
+    """An error raised by the gateway itself (auth, validation, routing, limits), with extra response headers."""
+
+    def __init__(self, status: int, message: str, type: str = "upstream_error", code: str | None = None,
+                 param: str | None = None, retry_after: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, type, code, param, retry_after)
+        self.headers = headers or {}
 
 
 def invalid_request(message: str, param: str | None = None, code: str | None = None) -> GatewayError:
@@ -22,6 +36,21 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
 
 def authentication_failed(message: str) -> GatewayError:
     return GatewayError(401, message, "invalid_request_error", "invalid_api_key")
+
+
+def not_authenticated() -> GatewayError:
+    return authentication_failed(
+        "You didn't provide an API key. Send it as 'Authorization: Bearer <token>' or 'X-AUTH-TOKEN: <token>'."
+    )
+
+
+def method_not_allowed(method: str, allowed: str) -> GatewayError:
+    return GatewayError(405, f"Method {method} is not allowed here; use {allowed}.", "invalid_request_error",
+                        "method_not_allowed", headers={"Allow": allowed})
+
+
+def server_failed() -> GatewayError:
+    return GatewayError(500, "The gateway failed to handle this request.", "server_error")
 
 
 def model_not_found(model: str) -> GatewayError:
@@ -38,10 +67,11 @@ def model_not_allowed(model: str) -> GatewayError:
     )
 
 
-def envelope(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def envelope(message: str, type: str, param: str | None = None, code: str | None = None) -> Payload:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
+# DRF's own exceptions (raised by its parsers, permissions and throttles) as OpenAI's types and codes.
 _DRF_TYPES = {
     drf_exceptions.NotAuthenticated: (401, "invalid_request_error", "invalid_api_key"),
     drf_exceptions.AuthenticationFailed: (401, "invalid_request_error", "invalid_api_key"),
@@ -52,46 +82,76 @@ _DRF_TYPES = {
     drf_exceptions.ValidationError: (400, "invalid_request_error", None),
     drf_exceptions.Throttled: (429, "rate_limit_error", "rate_limit_exceeded"),
 }
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
 
 
-def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's single exception handler: every DRF view's error in OpenAI's envelope."""
-    if isinstance(exc, ProviderError):
-        response = Response(exc.to_dict(), status=exc.status)
-        if exc.retry_after:
-            response["Retry-After"] = exc.retry_after
-        return response
+def _drf(exc: drf_exceptions.APIException) -> tuple[int, dict[str, str], Payload]:
     for klass, (status, type_, code) in _DRF_TYPES.items():
         if isinstance(exc, klass):
-            detail = exc.detail
+            detail: Any = exc.detail
             param = None
             if isinstance(detail, dict) and detail:
                 param, detail = next(iter(detail.items()))
             if isinstance(detail, list) and detail:
                 detail = detail[0]
-            response = Response(envelope(str(detail), type_, param, code), status=status)
-            if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
-                response["WWW-Authenticate"] = 'Bearer realm="api"'
-            return response
+            headers = dict(_CHALLENGE) if status == 401 else {}
+            wait = getattr(exc, "wait", None)
+            if wait is not None:
+                headers["Retry-After"] = str(int(wait))
+            return status, headers, envelope(str(detail), type_, param, code)
+    return exc.status_code, {}, envelope(str(exc.detail), "api_error", None, exc.default_code)
+
+
+def render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
+    """The status, response headers and OpenAI error payload a client gets for this exception.
+
+    Anything that is not one of the API's own errors is a 500 that says nothing about its cause.
+    """
+    if isinstance(exc, ProviderError):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.retry_after:
+            headers["Retry-After"] = exc.retry_after
+        if exc.status == 401:
+            headers.update(_CHALLENGE)
+        return exc.status, headers, envelope(exc.message, exc.type, exc.param, exc.code)
     if isinstance(exc, drf_exceptions.APIException):
-        return Response(envelope(str(exc.detail), "api_error", None, exc.default_code), status=exc.status_code)
-    return None
+        return _drf(exc)
+    if isinstance(exc, Http404):
+        return 404, {}, envelope("Not found.", "invalid_request_error", None, "not_found")
+    return render(server_failed())
+
+
+def error_event(exc: BaseException) -> bytes:
+    """How a failure after a stream started reaches the client: an SSE event carrying the error payload."""
+    return b"data: " + orjson.dumps(render(exc)[2]) + b"\n\n"
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's single exception handler: every DRF view's error in OpenAI's envelope (others reach handler500)."""
+    if not isinstance(exc, ProviderError | drf_exceptions.APIException):
+        return None
+    status, headers, payload = render(exc)
+    return Response(payload, status=status, headers=headers)
 
 
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/v1/") or request.path == "/health"
 
 
+def _json(exc: BaseException) -> JsonResponse:
+    status, headers, payload = render(exc)
+    return JsonResponse(payload, status=status, headers=headers)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 404 handler: OpenAI's envelope for API paths, Django's page elsewhere (the admin)."""
     if _is_api(request):
-        return JsonResponse(envelope(f"Unknown path: {request.path[:200]}", "invalid_request_error", None, "not_found"),
-                            status=404)
+        return _json(GatewayError(404, f"Unknown path: {request.path[:200]}", "invalid_request_error", "not_found"))
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's 500 handler: never a stack trace; OpenAI's envelope for API paths."""
     if _is_api(request):
-        return JsonResponse(envelope("The gateway failed to handle this request.", "server_error"), status=500)
+        return _json(server_failed())
     return defaults.server_error(request)

@@ -133,7 +133,7 @@ class ModelEntry(models.Model):
 
     name = models.CharField(
         max_length=200, unique=True, validators=[validate_model_name],
-        help_text="Exact name (gpt-4o-mini) or a pattern where * matches anything (gpt-*, @cf/*, *gemini*).",
+        help_text="Exact name (gpt-4o-mini) or a pattern where * matches anything (gpt-*, @cf/*, *-mini).",
     )
     description = models.CharField(max_length=300, blank=True)
     context_window = models.PositiveIntegerField(null=True, blank=True)

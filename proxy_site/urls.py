@@ -3,8 +3,14 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from gateway.api import catalog, openapi, views
+from gateway.inference import views as inference
 
+# Every endpoint, named. The inference endpoints are hot views: the ASGI app (gateway/edge/app.py)
+# serves these paths itself, on the event loop, and Django sees them only for CORS preflights.
 urlpatterns = [
+    path("v1/chat/completions", inference.ChatCompletions.as_view(), name="chat-completions"),
+    path("v1/completions", inference.Completions.as_view(), name="completions"),
+    path("v1/embeddings", inference.Embeddings.as_view(), name="embeddings"),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),

@@ -245,7 +245,6 @@ def outside_document_references() -> list[str]:
     return report(hits)
 
 
-@pytest.mark.xfail(strict=True, reason="provider name hard-coded at gateway/models.py:136 (a help_text)")
 def test_no_provider_name_outside_providers() -> None:
     hits = provider_names_in_code()
     assert not hits, "provider kinds named outside providers/:\n" + "\n".join(hits)

@@ -13,15 +13,19 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+if TYPE_CHECKING:
+    from gateway.edge.http import Request as HotRequest
+
 from gateway import crypto, invalidation
 from gateway.conf import gateway_settings
-from gateway.errors import authentication_failed
+from gateway.errors import authentication_failed, not_authenticated
 from gateway.routing import patterns
 
 MAX_CACHED_TOKENS = 10_000
@@ -92,10 +96,11 @@ def _cached(digest: str) -> tuple[bool, TokenInfo | None]:
     return False, None
 
 
-def _remember(digest: str, info: TokenInfo | None) -> None:
+def _remember(digest: str, info: TokenInfo | None) -> TokenInfo | None:
     if len(_cache) >= MAX_CACHED_TOKENS:
         _cache.clear()
     _cache[digest] = (info, time.monotonic())
+    return info
 
 
 def check(info: TokenInfo | None) -> TokenInfo:
@@ -109,10 +114,10 @@ def check(info: TokenInfo | None) -> TokenInfo:
     return info
 
 
-def _missing() -> TokenInfo:
-    raise authentication_failed(
-        "You didn't provide an API key. Send it as 'Authorization: Bearer <token>' or 'X-AUTH-TOKEN: <token>'."
-    )
+def _digest(raw: str | None) -> str:
+    if not raw:
+        raise not_authenticated()
+    return crypto.token_digest(raw)
 
 
 # Lookups in flight, so that requests arriving together with an uncached token share one query.
@@ -130,36 +135,37 @@ async def _load_once(digest: str) -> TokenInfo | None:
 
 async def authenticate(raw: str | None) -> TokenInfo:
     """The hot path's lookup: from the in-process cache, or one shared query in a worker thread."""
-    if not raw:
-        return _missing()
-    digest = crypto.token_digest(raw)
+    digest = _digest(raw)
     found, info = _cached(digest)
-    if not found:
-        info = await _load_once(digest)
-        _remember(digest, info)
-    return check(info)
+    return check(info if found else _remember(digest, await _load_once(digest)))
 
 
 def authenticate_sync(raw: str | None) -> TokenInfo:
-    if not raw:
-        return _missing()
-    digest = crypto.token_digest(raw)
+    """The same lookup for Django/DRF views (already in a worker thread): the query runs inline."""
+    digest = _digest(raw)
     found, info = _cached(digest)
-    if not found:
-        info = load_token(digest)
-        _remember(digest, info)
-    return check(info)
+    return check(info if found else _remember(digest, load_token(digest)))
 
 
 class GatewayTokenAuthentication(BaseAuthentication):
-    """DRF authentication class: the same tokens, headers and cache as the hot path."""
+    """The API token authentication class, for DRF views (``authenticate``) and hot views (``aauthenticate``).
+
+    Both return ``(token, token)`` — the token is the request's ``user`` and ``auth`` — or None
+    when the request carries no token (the permission check then answers 401).
+    """
 
     def authenticate(self, request: Request) -> tuple[TokenInfo, TokenInfo] | None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        raw = raw_token_from(headers, request.query_params)
+        raw = raw_token_from({k.lower(): v for k, v in request.headers.items()}, request.query_params)
         if raw is None:
             return None
         info = authenticate_sync(raw)
+        return info, info
+
+    async def aauthenticate(self, request: HotRequest) -> tuple[TokenInfo, TokenInfo] | None:
+        raw = raw_token_from(request.headers, request.query)
+        if raw is None:
+            return None
+        info = await authenticate(raw)
         return info, info
 
     def authenticate_header(self, request: Request) -> str:

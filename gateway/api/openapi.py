@@ -9,7 +9,7 @@ cannot see in them:
 - rules of the bodies that serializer fields cannot express (``_refine``: e.g. exactly one of
   ``input``/``messages``, ``stream_options`` only with ``stream``, unknown OpenAI fields allowed);
 - the endpoints that are not DRF views — the inference endpoints of the ASGI hot path
-  (``gateway.edge.app.hot_routes()``) and the plain Django ``/health`` view. The postprocessing hook
+  (the ``HotView`` entries of ``proxy_site/urls.py``, read by ``gateway.edge.app.hot_routes()``) and the plain Django ``/health`` view. The postprocessing hook
   ``add_undiscovered_operations`` describes them with drf-spectacular's own operation builder
   (the helper it uses for webhooks), so they get the same serializers, security and error
   envelope as the rest. Nothing here serves a request.
@@ -230,7 +230,7 @@ def undiscovered_routes() -> dict[str, tuple[str, Undiscovered | None]]:
     from gateway.edge.app import hot_routes
 
     routes: dict[str, tuple[str, Undiscovered | None]] = {
-        path: (method, HOT_PATH.get(path)) for path, (method, _) in hot_routes().items()
+        path: (view.method, HOT_PATH.get(path)) for path, view in hot_routes().items()
     }
     routes["/health"] = ("GET", HEALTH)
     return routes

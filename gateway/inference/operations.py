@@ -1,13 +1,30 @@
-"""The inference endpoints on the hot path: chat completions, legacy completions, embeddings."""
+"""What differs between the inference endpoints: how a body is checked, sent and answered.
+
+Each ``Operation`` tells the one inference flow (gateway/inference/pipeline.py) which adapter
+methods build the upstream request and translate the answer, whole or streamed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from gateway.edge.app import Request, Response
 from gateway.inference import validation
-from gateway.inference.pipeline import Operation, handle
+from gateway.routing.registry import Entry
 from gateway.usage.estimate import estimate, estimate_prompt_only
+from providers.base import Adapter, ChatResult, StreamTranslator, UpstreamRequest, Usage
+
+
+@dataclass(frozen=True)
+class Operation:
+    endpoint: str  # as logged, e.g. "chat.completions"
+    validate: Callable[[dict[str, Any]], None]
+    request: Callable[[Adapter, dict[str, Any], str, Entry], UpstreamRequest]
+    result: Callable[[Adapter, bytes, str, dict[str, Any]], ChatResult]
+    stream: Callable[[Adapter, str, bool, dict[str, Any]], StreamTranslator] | None = None
+    # Usage to log when the provider reports none: (client body, answer bytes, model) -> Usage.
+    estimate: Callable[[dict[str, Any], bytes, str], Usage] | None = None
 
 
 def _chat_validate(body: dict[str, Any]) -> None:
@@ -39,15 +56,3 @@ EMBEDDINGS = Operation(
     result=lambda adapter, raw, model, client: adapter.embeddings_result(raw, model, client),
     estimate=estimate_prompt_only,
 )
-
-
-async def chat_completions(request: Request, response: Response) -> None:
-    await handle(CHAT, request, response)
-
-
-async def completions(request: Request, response: Response) -> None:
-    await handle(COMPLETIONS, request, response)
-
-
-async def embeddings(request: Request, response: Response) -> None:
-    await handle(EMBEDDINGS, request, response)

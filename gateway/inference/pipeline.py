@@ -1,35 +1,25 @@
-"""One flow for every inference endpoint: authenticate, validate, route, send (with fallbacks),
-answer whole or streamed, log. What differs per endpoint is an ``Operation`` (gateway/inference/operations.py).
+"""One flow for every inference endpoint: the view's policies (authentication, throttles), validate,
+route, send (with fallbacks), answer whole or streamed, log. What differs per endpoint is an
+``Operation`` (gateway/inference/operations.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from gateway.access.authentication import TokenInfo, authenticate, raw_token_from
-from gateway.edge.app import Request, Response
+from gateway.access.authentication import TokenInfo
+from gateway.edge.http import Request, Response
+from gateway.edge.views import HotView
 from gateway.errors import GatewayError
 from gateway.inference import validation
 from gateway.inference.dispatch import send_with_fallbacks
-from gateway.inference.transport import UpstreamResponse, UpstreamUnavailable
+from gateway.inference.operations import Operation
+from gateway.inference.relay import relay_stream
 from gateway.routing import registry as routing
 from gateway.routing.registry import Entry, Route
-from gateway.usage.call import Call, error_event
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
-
-
-@dataclass(frozen=True)
-class Operation:
-    endpoint: str  # as logged, e.g. "chat.completions"
-    validate: Callable[[dict[str, Any]], None]
-    request: Callable[[Adapter, dict[str, Any], str, Entry], UpstreamRequest]
-    result: Callable[[Adapter, bytes, str, dict[str, Any]], ChatResult]
-    stream: Callable[[Adapter, str, bool, dict[str, Any]], StreamTranslator] | None = None
-    # Usage to log when the provider reports none: (client body, answer bytes, model) -> Usage.
-    estimate: Callable[[dict[str, Any], bytes, str], Usage] | None = None
+from gateway.usage.call import Call
+from providers.base import ProviderError
 
 
 def session_id(request: Request) -> str:
@@ -48,10 +38,12 @@ async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[E
     return entry, routes
 
 
-async def handle(operation: Operation, request: Request, response: Response) -> None:
+async def handle(operation: Operation, view: HotView, request: Request, response: Response) -> None:
+    """Serve one inference request; its log row is queued whatever happens (a refused token too)."""
     call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
     try:
-        call.token = await authenticate(raw_token_from(request.headers, request.query))
+        await view.initial(request)
+        call.token = request.user
         body = validation.json_object(request.json())
         operation.validate(body)
         stream, include_usage = validation.stream_flags(body) if operation.stream else (False, False)
@@ -86,64 +78,3 @@ async def handle(operation: Operation, request: Request, response: Response) -> 
         call.log()
 
 
-# How much of a stream is kept to estimate its usage if the provider reports none.
-KEEP_FOR_ESTIMATE = 1 << 20
-
-
-async def relay_stream(call: Call, response: Response, translator: StreamTranslator,
-                       upstream_response: UpstreamResponse, keep: bool = False) -> None:
-    """Copy the upstream stream to the client as OpenAI SSE; a failure midway ends it with an error event.
-
-    The log row is queued just before the stream's last bytes (``[DONE]`` or the error event) go
-    out, so a client that has seen the end of its stream will find the row; only when the usage
-    must be estimated (``keep``) is it queued afterwards, by ``handle``.
-    """
-    await response.start_stream()
-    response.on_disconnect(upstream_response.close)  # a reasoning model may pause for minutes
-    kept: list[bytes] = []
-    size = 0
-
-    def settle(log: bool = True) -> None:
-        call.usage = translator.usage
-        if call.usage is None and kept:
-            call.response_body = b"".join(kept)
-        if log and (call.usage is not None or not keep):
-            call.log()
-
-    try:
-        async for data in upstream_response.chunks():
-            out = translator.feed(data)
-            if out:
-                if translator.first_token_seen:
-                    call.first_token()
-                if keep and size < KEEP_FOR_ESTIMATE:
-                    kept.append(out)
-                    size += len(out)
-                if translator.finished:
-                    settle()
-                await response.write(out)
-        tail = translator.close()
-        if translator.finished and not call.logged:
-            settle()
-        if tail:
-            await response.write(tail)
-        if not translator.finished:
-            raise ProviderError(502, "The upstream ended the stream before it was complete.", "upstream_error",
-                                "stream_incomplete")
-    except (ProviderError, UpstreamUnavailable) as exc:
-        if response.disconnected:  # the upstream was closed because the client left
-            call.fail(ProviderError(499, "The client closed the connection.", "client_closed"))
-            return
-        error = exc if isinstance(exc, ProviderError) else ProviderError(
-            504 if exc.timeout else 502, str(exc), "upstream_error", "upstream_stream_failed")
-        call.fail(error)
-        settle()
-        await response.write(error_event(error))
-    except OSError:  # the client went away: stop reading the upstream
-        call.fail(ProviderError(499, "The client closed the connection.", "client_closed"))
-        return
-    finally:
-        if not call.logged:
-            settle(log=False)  # handle() logs it (after estimating the usage, or after the client left)
-        upstream_response.close()
-    await response.end()

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from django.utils import timezone
 
 from gateway.access.authentication import TokenInfo
@@ -90,8 +89,3 @@ class Call:
         if not self.logged:
             self.logged = True
             writer.enqueue(self.row())
-
-
-def error_event(error: ProviderError) -> bytes:
-    """How a failure after the stream started reaches the client: an SSE event with an error object."""
-    return b"data: " + orjson.dumps(error.to_dict()) + b"\n\n"

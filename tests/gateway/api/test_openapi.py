@@ -36,13 +36,13 @@ def document(client: Client) -> dict[str, Any]:
 
 def served_operations() -> set[tuple[str, str]]:
     """(path in OpenAPI's form, method) of every endpoint the gateway serves, from its URLs and hot path."""
-    served = {(path, method.lower()) for path, (method, _) in hot_routes().items()}
+    served = {(path, view.method.lower()) for path, view in hot_routes().items()}
     for pattern in urls.urlpatterns:
         if isinstance(pattern, URLResolver):  # the admin
             continue
         assert isinstance(pattern, URLPattern)
         path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
-        if path in NOT_API:
+        if path in NOT_API or hasattr(pattern.callback, "hot_view"):  # hot views: counted above
             continue
         view_class = getattr(pattern.callback, "view_class", None)
         methods = [m for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m)] if view_class else ["get"]

@@ -1,0 +1,145 @@
+"""The hot path's request and response: plain objects over one ASGI connection."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from gateway.errors import GatewayError, render
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+class Request:
+    """What a hot view gets: method, path, lower-cased headers, query, body, request id.
+
+    ``user`` and ``auth`` are set by the view's authentication classes (as DRF's ``request.user``).
+    """
+
+    __slots__ = ("auth", "body", "headers", "method", "path", "query", "request_id", "scope", "user")
+
+    def __init__(self, scope: Scope, body: bytes) -> None:
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers: dict[str, str] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        qs = scope.get("query_string") or b""
+        self.query: dict[str, str] = dict(parse_qsl(qs.decode("latin-1"))) if qs else {}
+        self.body = body
+        incoming = self.headers.get("x-request-id", "")
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
+        self.user: Any = None
+        self.auth: Any = None
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            raise GatewayError(
+                400, "We could not parse the JSON body of your request. The body must be a JSON object.",
+                "invalid_request_error", "invalid_json",
+            ) from None
+
+    def cookie(self, name: str) -> str | None:
+        for part in self.headers.get("cookie", "").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value
+        return None
+
+
+class Response:
+    """Sends one response over ASGI; a stream is started once and then written to."""
+
+    def __init__(self, send: Send, request_id: str, receive: Receive | None = None) -> None:
+        self._send = send
+        self._receive = receive
+        self.request_id = request_id
+        self.started = False
+        self.cors: dict[str, str] = {}
+        self.disconnected = False
+        self._watcher: asyncio.Task | None = None
+        self._on_disconnect: list[Callable[[], None]] = []
+
+    def _headers(self, content_type: bytes, extra: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+        if not self.request_id:  # the request failed before it was read
+            self.request_id = new_request_id()
+        headers = [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
+        if self.cors:
+            headers += [(k.lower().encode(), v.encode()) for k, v in self.cors.items()]
+        if extra:
+            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        return headers
+
+    async def json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.started = True
+        start_headers = self._headers(b"application/json", headers)
+        start_headers.append((b"content-length", str(len(body)).encode()))
+        await self._send({"type": "http.response.start", "status": status, "headers": start_headers})
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def error(self, exc: BaseException) -> None:
+        status, headers, payload = render(exc)
+        await self.json(status, orjson.dumps(payload), headers)
+
+    async def start_stream(self) -> None:
+        self.started = True
+        if self._receive is not None:  # a stream is long: notice when its client leaves
+            self._watcher = asyncio.ensure_future(self._watch_disconnect())
+        await self._send({"type": "http.response.start", "status": 200, "headers": self._headers(
+            b"text/event-stream; charset=utf-8", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Call this when the client of a stream leaves (e.g. to stop reading the upstream at once)."""
+        self._on_disconnect.append(callback)
+
+    async def _watch_disconnect(self) -> None:
+        assert self._receive is not None
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+        for callback in self._on_disconnect:
+            callback()
+
+    async def write(self, data: bytes) -> None:
+        if self.disconnected:  # the server would drop the bytes silently
+            raise ConnectionResetError("the client closed the connection")
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def end(self) -> None:
+        await self._send({"type": "http.response.body", "body": b""})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionAbortedError("client went away while sending the request")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise GatewayError(413, f"The request body is larger than {limit} bytes.", "invalid_request_error",
+                               "request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
