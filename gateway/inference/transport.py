@@ -2,7 +2,8 @@
 
 Everything sent upstream goes through a ``Transport``: ``send(request, timeouts)`` gives an
 ``UpstreamResponse`` (status, headers, the body whole or as it arrives) or raises
-``UpstreamUnavailable``. ``AiohttpTransport`` is the real one; ``use`` installs another.
+``UpstreamUnavailable``. ``AiohttpTransport`` is the real one; ``MockTransport`` answers from a
+function, with no network, and ``use`` installs it (for tests).
 
 ``current()`` is this event loop's shared ``AiohttpTransport``: one pooled aiohttp session per
 worker event loop, with keep-alive connections sized for thousands of concurrent streams.
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.conf import gateway_settings
 from providers.base import UpstreamRequest
@@ -144,6 +147,67 @@ class AiohttpTransport(Transport):
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+class MockResponse(UpstreamResponse):
+    """A canned answer. ``body`` is bytes, or chunks (an iterable or async iterable of bytes) to
+    hand out one at a time; an exception the chunks raise (e.g. ``UpstreamUnavailable``) reaches
+    the reader as it would from a real stream. After ``close`` no more chunks are handed out."""
+
+    def __init__(self, status: int = 200, headers: Mapping[str, str] | None = None,
+                 body: bytes | Iterable[bytes] | AsyncIterable[bytes] = b"") -> None:
+        self.status = status
+        self.headers = CIMultiDictProxy(CIMultiDict(headers or {}))
+        self._body = body
+        self.closed = False
+
+    async def read(self) -> bytes:
+        try:
+            return b"".join([data async for data in self.chunks()])
+        finally:
+            self.close()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        body = self._body
+        if isinstance(body, bytes | bytearray):
+            if body and not self.closed:
+                yield bytes(body)
+        elif isinstance(body, AsyncIterable):
+            async for data in body:
+                if self.closed:
+                    return
+                yield data
+        else:
+            for data in body:
+                if self.closed:
+                    return
+                yield data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+Handler = Callable[[UpstreamRequest], UpstreamResponse | Awaitable[UpstreamResponse]]
+
+
+class MockTransport(Transport):
+    """Answers each request with ``handler(request)``, a plain or async function that returns an
+    ``UpstreamResponse`` (usually a ``MockResponse``) or raises ``UpstreamUnavailable``. Every
+    request it is given is kept in ``requests``, in order."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[UpstreamRequest] = []
+
+    async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
+        self.requests.append(request)
+        answer = self.handler(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
 
 # One shared transport per event loop: a worker has one loop; tests may run several.
