@@ -19,7 +19,7 @@ async def send_with_fallbacks(
 ) -> tuple[Adapter, upstream.UpstreamResponse]:
     """The first successful (2xx) upstream response, trying each deployment in turn."""
     last_error: ProviderError | None = None
-    client = upstream.client()
+    transport = upstream.current()
     for route in routes:
         call.attempts += 1
         call.route = route
@@ -30,7 +30,9 @@ async def send_with_fallbacks(
             continue
         request = build(adapter, route)
         try:
-            response = await client.send(request, route.account.connect_timeout, route.account.read_timeout)
+            response = await transport.send(
+                request, upstream.Timeouts(route.account.connect_timeout, route.account.read_timeout)
+            )
         except upstream.UpstreamUnavailable as exc:
             last_error = ProviderError(504 if exc.timeout else 502, f"{exc} (provider account '{route.account.name}')",
                                        "upstream_error", "upstream_timeout" if exc.timeout else "upstream_unreachable")

@@ -1,17 +1,29 @@
 """The only module that talks to upstream providers.
 
-One pooled aiohttp client per worker event loop, with keep-alive connections sized for
-thousands of concurrent streams. aiohttp rather than httpx: in a bare ASGI app on this machine
-(2 workers, c=64) a call through aiohttp's client served ~7,900 requests/s, httpx over an aiohttp
-transport ~3,350 and httpx's own pool ~700 (see bench/ and the performance issue's note).
+Everything sent upstream goes through a ``Transport``: ``send(request, timeouts)`` gives an
+``UpstreamResponse`` (status, headers, the body whole or as it arrives) or raises
+``UpstreamUnavailable``. ``AiohttpTransport`` is the real one; ``MockTransport`` answers from a
+function, with no network, and ``use`` installs it (for tests).
+
+``current()`` is this event loop's shared ``AiohttpTransport``: one pooled aiohttp session per
+worker event loop, with keep-alive connections sized for thousands of concurrent streams.
+aiohttp rather than httpx: in a bare ASGI app (2 workers, 64 concurrent clients) a call through
+aiohttp's client served ~7,900 requests/s, httpx over an aiohttp transport ~3,350 and httpx's
+own pool ~700.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.conf import gateway_settings
 from providers.base import UpstreamRequest
@@ -25,11 +37,61 @@ class UpstreamUnavailable(Exception):
         self.timeout = timeout
 
 
-class UpstreamResponse:
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds to wait for the connection, and for each read from the socket. There is no limit
+    on the whole exchange: a stream lasts as long as the upstream keeps sending."""
+
+    connect: float
+    read: float
+
+
+class UpstreamResponse(ABC):
+    """An upstream's answer whose body is not read yet.
+
+    ``headers`` looks names up case-insensitively. Read the body whole (``read``, which also
+    releases the response) or as it arrives (``chunks``); ``close`` releases it early and may be
+    called more than once.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+
+    @abstractmethod
+    async def read(self) -> bytes: ...
+
+    @abstractmethod
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Transport(ABC):
+    """Sends one request upstream. ``async with`` closes it at the end of the block."""
+
+    @abstractmethod
+    async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
+        """The upstream's response (any status), or ``UpstreamUnavailable`` if there is none."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release what the transport holds (its connections)."""
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.aclose()
+
+
+class AiohttpResponse(UpstreamResponse):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
+        self.headers = response.headers
 
     async def read(self) -> bytes:
         try:
@@ -42,7 +104,6 @@ class UpstreamResponse:
             self._response.release()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives."""
         try:
             async for data in self._response.content.iter_any():
                 yield data
@@ -55,7 +116,10 @@ class UpstreamResponse:
         self._response.release()
 
 
-class UpstreamClient:
+class AiohttpTransport(Transport):
+    """A pooled aiohttp session. Create it on the event loop that will use it; it sends no
+    User-Agent of its own, and caches DNS answers for five minutes."""
+
     def __init__(self) -> None:
         config = gateway_settings
         self._session = aiohttp.ClientSession(
@@ -69,8 +133,8 @@ class UpstreamClient:
             skip_auto_headers=("User-Agent",),
         )
 
-    async def send(self, request: UpstreamRequest, connect_timeout: float, read_timeout: float) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+    async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
         try:
             response = await self._session.request(
                 request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
@@ -79,25 +143,118 @@ class UpstreamClient:
             raise UpstreamUnavailable("The upstream did not answer in time.", timeout=True) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"Could not reach the upstream: {type(exc).__name__}.") from exc
-        return UpstreamResponse(response)
+        return AiohttpResponse(response)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._session.close()
 
 
-_clients: dict[asyncio.AbstractEventLoop, UpstreamClient] = {}
+class MockResponse(UpstreamResponse):
+    """A canned answer. ``body`` is bytes, or chunks (an iterable or async iterable of bytes) to
+    hand out one at a time; an exception the chunks raise (e.g. ``UpstreamUnavailable``) reaches
+    the reader as it would from a real stream. After ``close`` no more chunks are handed out."""
+
+    def __init__(self, status: int = 200, headers: Mapping[str, str] | None = None,
+                 body: bytes | Iterable[bytes] | AsyncIterable[bytes] = b"") -> None:
+        self.status = status
+        self.headers = CIMultiDictProxy(CIMultiDict(headers or {}))
+        self._body = body
+        self.closed = False
+
+    async def read(self) -> bytes:
+        try:
+            return b"".join([data async for data in self.chunks()])
+        finally:
+            self.close()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        body = self._body
+        if isinstance(body, bytes | bytearray):
+            if body and not self.closed:
+                yield bytes(body)
+        elif isinstance(body, AsyncIterable):
+            async for data in body:
+                if self.closed:
+                    return
+                yield data
+        else:
+            for data in body:
+                if self.closed:
+                    return
+                yield data
+
+    def close(self) -> None:
+        self.closed = True
 
 
-def client() -> UpstreamClient:
-    """This event loop's shared client (a worker has one loop; tests may run several)."""
+Handler = Callable[[UpstreamRequest], UpstreamResponse | Awaitable[UpstreamResponse]]
+
+
+class MockTransport(Transport):
+    """Answers each request with ``handler(request)``, a plain or async function that returns an
+    ``UpstreamResponse`` (usually a ``MockResponse``) or raises ``UpstreamUnavailable``. Every
+    request it is given is kept in ``requests``, in order."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[UpstreamRequest] = []
+
+    async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
+        self.requests.append(request)
+        answer = self.handler(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+# One shared transport per event loop: a worker has one loop; tests may run several.
+_shared: dict[asyncio.AbstractEventLoop, Transport] = {}
+# Set by ``use``; when set, every loop sends through it.
+_installed: Transport | None = None
+
+
+def current() -> Transport:
+    """The transport to send with: the one installed by ``use``, else this event loop's shared
+    ``AiohttpTransport`` (made on first call)."""
+    if _installed is not None:
+        return _installed
     loop = asyncio.get_running_loop()
-    found = _clients.get(loop)
+    found = _shared.get(loop)
     if found is None:
-        found = _clients[loop] = UpstreamClient()
+        found = _shared[loop] = AiohttpTransport()
     return found
 
 
+@contextlib.contextmanager
+def use(transport: Transport) -> Iterator[Transport]:
+    """Send everything through ``transport`` while the block runs, from every event loop and
+    thread (a test's live server runs its own); then put back what was there. It is not closed."""
+    global _installed
+    previous, _installed = _installed, transport
+    try:
+        yield transport
+    finally:
+        _installed = previous
+
+
+@contextlib.asynccontextmanager
+async def one_off() -> AsyncIterator[Transport]:
+    """A transport for a call off the request path, whose event loop may exist for that call alone
+    (``async_to_sync`` makes one when no loop runs): the one installed by ``use`` if any, else a
+    new ``AiohttpTransport`` closed when the block ends, so that no pool is left behind."""
+    if _installed is not None:
+        yield _installed
+        return
+    async with AiohttpTransport() as transport:
+        yield transport
+
+
 async def close_client() -> None:
-    found = _clients.pop(asyncio.get_running_loop(), None)
+    """Close this event loop's shared transport (a worker does at shutdown). One installed by
+    ``use`` belongs to whoever installed it and stays open."""
+    found = _shared.pop(asyncio.get_running_loop(), None)
     if found is not None:
-        await found.close()
+        await found.aclose()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from gateway.inference.transport import UpstreamClient, UpstreamUnavailable
+from gateway.inference import transport
+from gateway.inference.transport import Timeouts, UpstreamUnavailable
 from gateway.models import ProviderAccount
 from providers.base import ProviderError
 from providers.registry import UnknownKind, adapter_for
@@ -16,14 +17,12 @@ async def _probe(account: ProviderAccount) -> tuple[bool, str]:
     request = adapter.models_request()
     if request is None:
         return False, f"{adapter.label} has no cheap call to check with."
-    client = UpstreamClient()
     try:
-        response = await client.send(request, account.connect_timeout, min(account.read_timeout, 30.0))
-        body = await response.read()
+        async with transport.one_off() as upstream:
+            response = await upstream.send(request, Timeouts(account.connect_timeout, min(account.read_timeout, 30.0)))
+            body = await response.read()
     except UpstreamUnavailable as exc:
         return False, str(exc)
-    finally:
-        await client.close()
     if response.status < 400:
         return True, f"OK (HTTP {response.status})."
     error = adapter.error(response.status, body)
