@@ -26,6 +26,13 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_SECONDS": 5.0,
     # Largest request body accepted on /v1 (413 above it).
     "MAX_BODY_BYTES": 20 * 1024 * 1024,
+    # Largest upstream answer held whole (non-streamed; 502 above it), and most bytes one upstream
+    # stream may send (the stream ends with an error event past it): a worker's memory stays bounded.
+    "MAX_UPSTREAM_RESPONSE_BYTES": 64 * 1024 * 1024,
+    "MAX_UPSTREAM_STREAM_BYTES": 64 * 1024 * 1024,
+    # Longest a non-streamed request may take upstream, all deployments tried included (504 after it),
+    # however slowly the upstream drips its answer.
+    "REQUEST_DEADLINE_SECONDS": 300.0,
     # Upstream connection pool per worker: total and per upstream host (0 = no limit).
     "UPSTREAM_MAX_CONNECTIONS": 0,
     "UPSTREAM_MAX_PER_HOST": 0,

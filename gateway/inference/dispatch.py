@@ -12,6 +12,7 @@ from providers.registry import adapter_for
 
 # Upstream answers worth trying the next deployment for: their own trouble, not the request's.
 RETRY_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504})
+ERROR_BODY_LIMIT = 1 << 20
 
 
 async def send_with_fallbacks(
@@ -39,7 +40,10 @@ async def send_with_fallbacks(
             continue
         if response.status < 400:
             return adapter, response
-        body = await response.read()
+        try:  # an error body is read only for its message: a little of it is enough
+            body = await response.read(limit=ERROR_BODY_LIMIT)
+        except (ProviderError, upstream.UpstreamUnavailable):
+            body = b""
         last_error = adapter.error(response.status, body, response.headers.get("retry-after"))
         if response.status not in RETRY_STATUSES:
             break

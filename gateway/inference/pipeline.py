@@ -6,9 +6,11 @@ route, send (with fallbacks), answer whole or streamed, log. What differs per en
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from gateway.access.authentication import TokenInfo
+from gateway.conf import gateway_settings
 from gateway.edge.http import Request, Response
 from gateway.edge.views import HotView
 from gateway.errors import GatewayError
@@ -19,7 +21,7 @@ from gateway.inference.relay import relay_stream
 from gateway.routing import registry as routing
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
-from providers.base import ProviderError
+from providers.base import Adapter, ProviderError, UpstreamRequest
 
 
 def session_id(request: Request) -> str:
@@ -38,6 +40,19 @@ async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[E
     return entry, routes
 
 
+async def answer_within_deadline(call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest],
+                                 ) -> tuple[Adapter, bytes]:
+    """A non-streamed answer, whole: every attempt and the read of the body share one deadline."""
+    deadline = gateway_settings.REQUEST_DEADLINE_SECONDS
+    try:
+        async with asyncio.timeout(deadline):
+            adapter, upstream_response = await send_with_fallbacks(call, routes, build)
+            return adapter, await upstream_response.read()
+    except TimeoutError:
+        raise ProviderError(504, f"The upstream did not finish its answer within {deadline:g} s "
+                            "(GATEWAY_REQUEST_DEADLINE_SECONDS).", "upstream_error", "upstream_timeout") from None
+
+
 async def handle(operation: Operation, view: HotView, request: Request, response: Response) -> None:
     """Serve one inference request; its log row is queued whatever happens (a refused token too)."""
     call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
@@ -53,14 +68,17 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         body.pop("model", None)
         body.pop("provider", None)
         model = call.requested_model
-        adapter, upstream_response = await send_with_fallbacks(
-            call, routes, lambda adapter, route: operation.request(adapter, body, route.model_for(model), entry)
-        )
+
+        def build(adapter: Adapter, route: Route) -> UpstreamRequest:
+            return operation.request(adapter, body, route.model_for(model), entry)
+
         if stream:
+            adapter, upstream_response = await send_with_fallbacks(call, routes, build)
             translator = operation.stream(adapter, model, include_usage, client_body)
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
         else:
-            result = operation.result(adapter, await upstream_response.read(), model, client_body)
+            adapter, raw = await answer_within_deadline(call, routes, build)
+            result = operation.result(adapter, raw, model, client_body)
             call.usage = result.usage
             call.response_body = result.body
             if call.usage is not None or operation.estimate is None:

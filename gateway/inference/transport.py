@@ -26,7 +26,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.conf import gateway_settings
-from providers.base import UpstreamRequest
+from providers.base import ProviderError, UpstreamRequest
 
 
 class UpstreamUnavailable(Exception):
@@ -57,15 +57,50 @@ class UpstreamResponse(ABC):
     status: int
     headers: Mapping[str, str]
 
-    @abstractmethod
-    async def read(self) -> bytes: ...
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body; more than ``limit`` bytes (default ``MAX_UPSTREAM_RESPONSE_BYTES``) is a 502.
+
+        The bound keeps a worker's memory in check: an upstream's answer is held whole only here.
+        """
+        limit = gateway_settings.MAX_UPSTREAM_RESPONSE_BYTES if limit is None else limit
+        parts: list[bytes] = []
+        size = 0
+        try:
+            declared = self.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise too_large(limit)
+            async for data in self.body():
+                size += len(data)
+                if size > limit:
+                    raise too_large(limit)
+                parts.append(data)
+        finally:
+            self.close()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; past ``MAX_UPSTREAM_STREAM_BYTES`` in all, a 502 ``ProviderError``."""
+        limit = gateway_settings.MAX_UPSTREAM_STREAM_BYTES
+        size = 0
+        async for data in self.body():
+            size += len(data)
+            if size > limit:
+                raise too_large(limit, stream=True)
+            yield data
 
     @abstractmethod
-    def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives."""
+    def body(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, unbounded (``read`` and ``chunks`` add the bounds)."""
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+def too_large(limit: int, stream: bool = False) -> ProviderError:
+    setting = "GATEWAY_MAX_UPSTREAM_STREAM_BYTES" if stream else "GATEWAY_MAX_UPSTREAM_RESPONSE_BYTES"
+    what = "stream" if stream else "answer"
+    return ProviderError(502, f"The upstream's {what} is larger than the gateway accepts ({limit} bytes, {setting}).",
+                         "upstream_error", "upstream_response_too_large")
 
 
 class Transport(ABC):
@@ -93,17 +128,7 @@ class AiohttpResponse(UpstreamResponse):
         self.status = response.status
         self.headers = response.headers
 
-    async def read(self) -> bytes:
-        try:
-            return await self._response.read()
-        except TimeoutError as exc:
-            raise UpstreamUnavailable("The upstream stopped answering (read timeout).", timeout=True) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"The upstream connection failed: {type(exc).__name__}.") from exc
-        finally:
-            self._response.release()
-
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncIterator[bytes]:
         try:
             async for data in self._response.content.iter_any():
                 yield data
@@ -161,13 +186,7 @@ class MockResponse(UpstreamResponse):
         self._body = body
         self.closed = False
 
-    async def read(self) -> bytes:
-        try:
-            return b"".join([data async for data in self.chunks()])
-        finally:
-            self.close()
-
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncIterator[bytes]:
         body = self._body
         if isinstance(body, bytes | bytearray):
             if body and not self.closed:
