@@ -127,6 +127,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
+    # Outermost but CORS: what any other middleware or view adds passes the redactor too.
+    "gateway.api.middleware.RedactSecretsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -230,7 +232,9 @@ CORS_EXPOSE_HEADERS = (
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every log line passes the redactor: no piece of a provider key is written to a log.
+    "filters": {"redact": {"()": "gateway.redaction.RedactLogRecords"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": ENV.get("GATEWAY_LOG_LEVEL", "WARNING")},
 }
 

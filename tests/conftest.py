@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI
     from tests.fakes.server import FakeServer
 
-UPSTREAM_KEY = "sk-upstream-secret-0123456789abcdef"
+UPSTREAM_KEY = "sk-Zq8vN3xK7pLm2RtY9wBc4HdJ6fGs1Ae5"  # random-looking, as real keys are
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from gateway import redaction
 from gateway.errors import GatewayError, render
 
 Scope = dict[str, Any]
@@ -63,7 +64,10 @@ class Request:
 
 
 class Response:
-    """Sends one response over ASGI; a stream is started once and then written to."""
+    """Sends one response over ASGI; a stream is started once and then written to.
+
+    Every byte and header value it sends passes the redactor: no piece of a provider key leaves.
+    """
 
     def __init__(self, send: Send, request_id: str, receive: Receive | None = None) -> None:
         self._send = send
@@ -82,12 +86,13 @@ class Response:
         if self.cors:
             headers += [(k.lower().encode(), v.encode()) for k, v in self.cors.items()]
         if extra:
-            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            headers += [(k.lower().encode(), redaction.data(v.encode())) for k, v in extra.items()]
         return headers
 
     async def json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.started = True
         start_headers = self._headers(b"application/json", headers)
+        body = redaction.data(body)
         start_headers.append((b"content-length", str(len(body)).encode()))
         await self._send({"type": "http.response.start", "status": status, "headers": start_headers})
         await self._send({"type": "http.response.body", "body": body})
@@ -118,7 +123,7 @@ class Response:
     async def write(self, data: bytes) -> None:
         if self.disconnected:  # the server would drop the bytes silently
             raise ConnectionResetError("the client closed the connection")
-        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        await self._send({"type": "http.response.body", "body": redaction.data(data), "more_body": True})
 
     def close(self) -> None:
         if self._watcher is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from gateway import invalidation
+from gateway import invalidation, redaction
 from gateway.conf import gateway_settings
 from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
@@ -125,8 +125,9 @@ def order_routes(routes: list[Route]) -> list[Route]:
 
 
 def load_registry() -> Registry:
-    """Read active entries, deployments and accounts (keys decrypted) in three queries."""
-    from gateway.models import Deployment, ModelEntry
+    """Read active entries, deployments and accounts (keys decrypted) in four queries; every account's
+    key, in use or not, is handed to the redactor."""
+    from gateway.models import Deployment, ModelEntry, ProviderAccount
 
     if not connection.in_atomic_block:
         close_old_connections()
@@ -147,6 +148,7 @@ def load_registry() -> Registry:
         )
         for m in ModelEntry.objects.filter(active=True)
     ]
+    redaction.install(account.get_api_key() for account in ProviderAccount.objects.exclude(api_key_encrypted=""))
     return Registry(entries)
 
 

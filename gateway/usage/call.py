@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from gateway import redaction
 from gateway.access.authentication import TokenInfo
 from gateway.conf import gateway_settings
 from gateway.routing.registry import Entry, Route
@@ -68,7 +69,7 @@ class Call:
             "provider_account": route.account.name if route else "",
             "status_code": self.status,
             "error_type": (self.error.code or self.error.type)[:64] if self.error else "",
-            "error_message": self.error.message[:500] if self.error else "",
+            "error_message": redaction.text(self.error.message)[:500] if self.error else "",
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
@@ -80,8 +81,8 @@ class Call:
             "attempts": self.attempts,
         }
         if gateway_settings.LOG_BODIES:
-            row["request_body"] = self.request_body.decode("utf-8", "replace")
-            row["response_body"] = self.response_body.decode("utf-8", "replace")
+            row["request_body"] = redaction.text(self.request_body.decode("utf-8", "replace"))
+            row["response_body"] = redaction.text(self.response_body.decode("utf-8", "replace"))
         return row
 
     def log(self) -> None:
