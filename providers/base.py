@@ -242,6 +242,11 @@ class Adapter:
 
     def redact(self, text: str) -> str:
         """Remove this account's secret, and anything shaped like a key, from text for a client or a log."""
-        if self.account.api_key:
-            text = text.replace(self.account.api_key, "[redacted]")
-        return _KEY_LIKE.sub("[redacted]", text)
+        return redact(text, self.account.api_key)
+
+
+def redact(text: str, secret: str) -> str:
+    """Text without ``secret`` and without anything shaped like a key, for a client or a log."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", text)
