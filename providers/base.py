@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import orjson
 
+from providers.errors import ProviderError  # also imported from here: the adapters' interface names it
+
 # Masked or whole keys that upstream error messages echo back: "sk-...abcd", "AIza...".
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|AIza)[-_][-_.*A-Za-z0-9]{3,}|\bAIza[-_A-Za-z0-9]{8,}")
 
@@ -59,30 +61,6 @@ class ChatResult:
 
     body: bytes
     usage: Usage | None
-
-
-class ProviderError(Exception):
-    """An error to show the client in OpenAI's envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        type: str = "upstream_error",
-        code: str | None = None,
-        param: str | None = None,
-        retry_after: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
-        self.param = param
-        self.retry_after = retry_after
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 class SSEBuffer:
