@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import orjson
 
 from providers.errors import ProviderError  # also imported from here: the adapters' interface names it
+from providers.parameters import ParameterPolicy, invalid
 
 # Masked or whole keys that upstream error messages echo back: "sk-...abcd", "AIza...".
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|AIza)[-_][-_.*A-Za-z0-9]{3,}|\bAIza[-_A-Za-z0-9]{8,}")
@@ -108,6 +109,8 @@ class Adapter:
     label: ClassVar[str]
     default_base_url: ClassVar[str] = ""
     requires_api_key: ClassVar[bool] = True
+    # What ``chat_request`` does with each field of a chat completion body: mapped, dropped or refused.
+    chat_parameters: ClassVar[ParameterPolicy]
 
     def __init__(self, account: Account) -> None:
         self.account = account
@@ -121,7 +124,7 @@ class Adapter:
 
         ``max_output_tokens`` is the registry's default for providers that need a limit when the
         client sent none. A field the provider cannot honour and that changes the answer's
-        meaning raises ``ProviderError(400, ..., param=field)``.
+        meaning raises ``ProviderError(400, ..., param=field)``, as ``chat_parameters`` declares.
         """
         raise NotImplementedError
 
@@ -207,8 +210,7 @@ class Adapter:
     # -- embeddings: only providers that have them override these
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
         """The upstream request for an OpenAI ``/embeddings`` body (its ``model`` already removed)."""
-        raise ProviderError(400, f"{self.label} deployments do not serve embeddings.", "invalid_request_error",
-                            "unsupported_endpoint", "model")
+        raise invalid("model", f"{self.label} deployments do not serve embeddings.", "unsupported_endpoint")
 
     def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
         """The upstream's 2xx body as an OpenAI embedding list (``encoding_format`` as the client asked)."""

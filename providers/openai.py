@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+from providers.parameters import ParameterPolicy
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _TOKEN_DELTA = re.compile(rb'"(?:content|arguments|refusal|text)"\s*:\s*"[^"]')
@@ -77,6 +78,8 @@ class OpenAIAdapter(Adapter):
     kind = "openai"
     label = "OpenAI"
     default_base_url = "https://api.openai.com/v1"
+    # The upstream speaks the client's format: every field goes as it came, and the upstream judges it.
+    chat_parameters = ParameterPolicy(unknown=None)
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from providers.anthropic.request import request_body
+from providers.anthropic.request import LABEL, PARAMETERS, request_body
 from providers.anthropic.response import ERRORS, AnthropicStream, completion
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest
 
@@ -19,7 +19,8 @@ API_VERSION = "2023-06-01"
 
 class AnthropicAdapter(Adapter):
     kind = "anthropic"
-    label = "Anthropic"
+    label = LABEL
+    chat_parameters = PARAMETERS
     default_base_url = "https://api.anthropic.com/v1"
 
     def headers(self) -> dict[str, str]:

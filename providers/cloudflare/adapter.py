@@ -18,7 +18,7 @@ import orjson
 
 from providers import embeddings
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest
-from providers.cloudflare.request import request_body
+from providers.cloudflare.request import LABEL, PARAMETERS, request_body
 from providers.cloudflare.response import (
     WORKERS_AI_DEFAULT_MAX_TOKENS,
     CloudflareStream,
@@ -34,8 +34,9 @@ _ROUTING_FAILED = 7003  # "Could not route to ...": a wrong account id or base U
 
 class CloudflareAdapter(Adapter):
     kind = "cloudflare"
-    label = "Cloudflare Workers AI"
+    label = LABEL
     default_base_url = "https://api.cloudflare.com/client/v4"
+    chat_parameters = PARAMETERS
 
     max_tokens_sent: int | None = None
 

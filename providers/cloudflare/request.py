@@ -11,57 +11,58 @@ from typing import Any
 
 import orjson
 
-from providers.base import ProviderError
+from providers.parameters import (
+    UNSUPPORTED_VALUE,
+    ParameterPolicy,
+    Refuse,
+    invalid,
+    is_false,
+    negative,
+    other_than,
+    refusal,
+    truthy,
+)
+
+LABEL = "Cloudflare Workers AI"
 
 # Sent as they are: the same meaning on both sides (Workers AI's ranges are checked upstream).
 _SAMPLING = ("temperature", "top_p", "top_k", "seed", "repetition_penalty")
 # OpenAI allows -2..2, Workers AI only 0..2: a negative value cannot be honoured.
 _PENALTIES = ("frequency_penalty", "presence_penalty")
-# Accepted and dropped: they do not change the answer.
-_HARMLESS = frozenset({"user", "safety_identifier", "prompt_cache_key", "metadata", "store", "service_tier",
-                       "stream_options"})
-# Rejected when set to anything but their neutral value: no equivalent upstream, and they change the answer.
-_UNSUPPORTED = frozenset({"audio", "prediction", "web_search_options", "reasoning_effort", "verbosity", "functions",
-                          "function_call"})
-_HANDLED = frozenset({"messages", "stream", "max_tokens", "max_completion_tokens", "tools", "tool_choice",
-                      "parallel_tool_calls", "response_format", "n", "logprobs", "top_logprobs", "logit_bias", "stop",
-                      "modalities", *_SAMPLING, *_PENALTIES, *_HARMLESS, *_UNSUPPORTED})
 
 
-def _unsupported(name: str, why: str = "is not supported") -> ProviderError:
-    return ProviderError(400, f"The parameter '{name}' {why} by the Cloudflare Workers AI provider.",
-                         "invalid_request_error", "unsupported_parameter", param=name)
+def _negative(name: str) -> Refuse:
+    return Refuse(negative, "it accepts 0 to 2.", f"A negative '{name}'", UNSUPPORTED_VALUE)
+
+
+PARAMETERS = ParameterPolicy(
+    mapped=frozenset({"messages", "stream", "max_tokens", "max_completion_tokens", "tools", "tool_choice",
+                      "response_format", *_SAMPLING, *_PENALTIES}),
+    dropped=frozenset({"user", "safety_identifier", "prompt_cache_key", "metadata", "store", "service_tier",
+                       "stream_options"}),
+    # No equivalent upstream, and they change the answer; their neutral values are dropped.
+    refused={
+        "n": Refuse(other_than(1), "it gives one answer per request.", "A value of 'n' other than 1"),
+        "logprobs": Refuse(truthy),
+        "logit_bias": Refuse(truthy),
+        "stop": Refuse(truthy),
+        "top_logprobs": Refuse(),
+        "modalities": Refuse(other_than(["text"]), "it answers with text only.",
+                             "A value of 'modalities' other than [\"text\"]"),
+        "parallel_tool_calls": Refuse(is_false, "it cannot be told to call one tool at a time.",
+                                      "'parallel_tool_calls' set to false"),
+        **{name: Refuse() for name in ("audio", "prediction", "web_search_options", "reasoning_effort", "verbosity",
+                                       "functions", "function_call")},
+    },
+    refused_values={name: _negative(name) for name in _PENALTIES},
+    # Unknown fields are refused, as OpenAI itself refuses them.
+    unknown=Refuse(why="it is not a recognised chat completion parameter, or the provider cannot honour it."),
+)
 
 
 def call_id() -> str:
     """A tool call id for a call the upstream gave none."""
     return f"call_{uuid.uuid4().hex[:24]}"
-
-
-def _check_parameters(body: dict[str, Any]) -> None:
-    """Reject what the run endpoint cannot honour; unknown fields too, as OpenAI itself does."""
-    for name in body:
-        if name not in _HANDLED:
-            raise _unsupported(name, "is not a recognised chat completion parameter or is not supported")
-    if body.get("n") not in (None, 1):
-        raise _unsupported("n", "greater than 1 is not supported")
-    for name in ("logprobs", "logit_bias", "stop"):
-        if body.get(name):
-            raise _unsupported(name)
-    if body.get("top_logprobs") is not None:
-        raise _unsupported("top_logprobs")
-    if body.get("modalities") not in (None, ["text"]):
-        raise _unsupported("modalities", "(other than [\"text\"]) is not supported")
-    if body.get("parallel_tool_calls") is False:
-        raise _unsupported("parallel_tool_calls", "set to false is not supported")
-    for name in _UNSUPPORTED:
-        if body.get(name) is not None:
-            raise _unsupported(name)
-    for name in _PENALTIES:
-        value = body.get(name)
-        if isinstance(value, int | float) and value < 0:
-            raise ProviderError(400, f"Negative values of '{name}' are not supported by the Cloudflare Workers AI "
-                                "provider (it accepts 0 to 2).", "invalid_request_error", "unsupported_value", name)
 
 
 def _text(content: Any, where: str) -> str:
@@ -76,9 +77,8 @@ def _text(content: Any, where: str) -> str:
         elif kind == "refusal" and isinstance(part.get("refusal"), str):
             texts.append(part["refusal"])
         else:
-            raise ProviderError(400, f"Content parts of type '{kind}' are not supported by the Cloudflare Workers AI "
-                                "provider; only text parts are.", "invalid_request_error", "unsupported_parameter",
-                                f"{where}.content[{j}]")
+            raise refusal(LABEL, f"{where}.content[{j}]", "only text parts are.",
+                          subject=f"A content part of type '{kind}'")
     return "\n".join(texts)
 
 
@@ -95,9 +95,8 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, message in enumerate(messages):
         role, where = message["role"], f"messages[{i}]"
         if role == "function":
-            raise ProviderError(400, "The deprecated 'function' role is not supported by the Cloudflare Workers AI "
-                                "provider; use 'tool' messages.", "invalid_request_error", "unsupported_value",
-                                f"{where}.role")
+            raise refusal(LABEL, f"{where}.role", "use 'tool' messages.", subject="The deprecated 'function' role",
+                          code=UNSUPPORTED_VALUE)
         converted: dict[str, Any] = {"role": "system" if role == "developer" else role,
                                      "content": _text(message.get("content"), where)}
         if role == "assistant" and message.get("tool_calls"):
@@ -120,12 +119,11 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
     if not isinstance(tools, list):
-        raise ProviderError(400, "'tools' must be an array.", "invalid_request_error", "invalid_type", "tools")
+        raise invalid("tools", "'tools' must be an array.", "invalid_type")
     out = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
-            raise ProviderError(400, "Only function tools are supported by the Cloudflare Workers AI provider.",
-                                "invalid_request_error", "unsupported_parameter", f"tools[{i}]")
+            raise refusal(LABEL, f"tools[{i}]", "only function tools are.", subject="A tool that is not a function")
         function = tool["function"]
         spec = {key: function[key] for key in ("name", "description", "parameters") if key in function}
         out.append({"type": "function", "function": spec})
@@ -141,8 +139,8 @@ def _response_format(value: Any) -> dict[str, Any] | None:
     if kind == "json_schema":
         schema = (value.get("json_schema") or {}).get("schema") or {"type": "object"}
         return {"type": "json_schema", "json_schema": schema}  # Workers AI takes the bare schema
-    raise ProviderError(400, f"response_format type {kind!r} is not supported by the Cloudflare Workers AI provider.",
-                        "invalid_request_error", "unsupported_value", "response_format")
+    raise refusal(LABEL, "response_format", "use 'text', 'json_object' or 'json_schema'.",
+                  subject=f"The response_format type {kind!r}", code=UNSUPPORTED_VALUE)
 
 
 def _max_tokens(body: dict[str, Any], default: int | None) -> int | None:
@@ -151,16 +149,14 @@ def _max_tokens(body: dict[str, Any], default: int | None) -> int | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ProviderError(400, f"'{name}' must be a positive integer.", "invalid_request_error",
-                                "invalid_value", name)
+            raise invalid(name, f"'{name}' must be a positive integer.")
         return value
     return default
 
 
-
 def request_body(body: dict[str, Any], max_output_tokens: int | None) -> tuple[dict[str, Any], int | None]:
     """The run body for an OpenAI chat completion body, and the ``max_tokens`` it sends (if any)."""
-    _check_parameters(body)
+    PARAMETERS.check(body, LABEL)
     payload: dict[str, Any] = {"messages": _messages(body["messages"])}
     for name in (*_SAMPLING, *_PENALTIES):
         if body.get(name) is not None:
@@ -172,7 +168,8 @@ def request_body(body: dict[str, Any], max_output_tokens: int | None) -> tuple[d
         payload["stream"] = True
     if body.get("tools") and body.get("tool_choice") != "none":  # "none": the model cannot call what it lacks
         if body.get("tool_choice") not in (None, "auto"):
-            raise _unsupported("tool_choice", "(other than \"auto\" or \"none\") is not supported")
+            raise refusal(LABEL, "tool_choice", "it cannot be made to call a tool.",
+                          subject="A 'tool_choice' other than \"auto\" or \"none\"")
         payload["tools"] = _tools(body["tools"])
     if body.get("response_format") is not None and (fmt := _response_format(body["response_format"])):
         payload["response_format"] = fmt

@@ -21,7 +21,7 @@ import orjson
 
 from providers import embeddings
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest
-from providers.gemini.request import LABEL, request_body
+from providers.gemini.request import LABEL, PARAMETERS, request_body
 from providers.gemini.response import GeminiStream, blocked, completion, usage_of
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -58,6 +58,7 @@ def retry_delay(error: dict[str, Any]) -> str | None:
 class GeminiAdapter(Adapter):
     kind = "gemini"
     label = LABEL
+    chat_parameters = PARAMETERS
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
 
     def headers(self) -> dict[str, str]:
