@@ -8,6 +8,7 @@ bytes, an error — into OpenAI's shapes. Sending is the gateway's job.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -39,6 +40,9 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes | None = None
+    # What reading the answer needs to know about this request (Workers AI: the output limit sent).
+    # The gateway hands it back to the result and stream methods: adapters keep no state per call.
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,7 +107,11 @@ class StreamTranslator:
 
 
 class Adapter:
-    """Base class: one subclass per provider kind, registered in ``providers.registry``."""
+    """Base class: one subclass per provider kind, registered in ``providers.registry``.
+
+    An adapter holds only its (immutable) ``Account``: what one call needs to carry from the request
+    to the answer travels in ``UpstreamRequest.context`` and comes back as ``context``.
+    """
 
     kind: ClassVar[str]
     label: ClassVar[str]
@@ -128,11 +136,15 @@ class Adapter:
         """
         raise NotImplementedError
 
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
-        """The upstream's 2xx body as an OpenAI ``chat.completion`` (bytes) plus its usage."""
+    def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
+        """The upstream's 2xx body as an OpenAI ``chat.completion`` (bytes) plus its usage.
+
+        ``context`` is the ``UpstreamRequest.context`` of the request this body answers.
+        """
         raise NotImplementedError
 
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
+    def chat_stream(self, public_model: str, include_usage: bool, context: Mapping[str, Any] | None = None
+                    ) -> StreamTranslator:
         """A translator from the upstream's stream to OpenAI ``chat.completion.chunk`` SSE events.
 
         It must end the client's stream with ``data: [DONE]`` (and set ``finished``) once the
@@ -196,16 +208,19 @@ class Adapter:
 
         return self.chat_request(completions.chat_body(body, self.label), upstream_model, max_output_tokens)
 
-    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> ChatResult:
         from providers import completions
 
-        chat = self.chat_result(body, public_model)
+        chat = self.chat_result(body, public_model, context)
         return ChatResult(completions.text_completion(chat.body, completions.echo_prefix(request)), chat.usage)
 
-    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any]) -> StreamTranslator:
+    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> StreamTranslator:
         from providers import completions
 
-        return completions.CompletionStream(self.chat_stream(public_model, include_usage), completions.echo_prefix(request))
+        return completions.CompletionStream(self.chat_stream(public_model, include_usage, context),
+                                            completions.echo_prefix(request))
 
     # -- embeddings: only providers that have them override these
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:

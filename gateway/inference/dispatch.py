@@ -16,8 +16,9 @@ RETRY_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504})
 
 async def send_with_fallbacks(
     call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest]
-) -> tuple[Adapter, upstream.UpstreamResponse]:
-    """The first successful (2xx) upstream response, trying each deployment in turn."""
+) -> tuple[Adapter, UpstreamRequest, upstream.UpstreamResponse]:
+    """The first successful (2xx) upstream response, with the adapter and request that got it,
+    trying each deployment in turn."""
     last_error: ProviderError | None = None
     client = upstream.client()
     for route in routes:
@@ -36,7 +37,7 @@ async def send_with_fallbacks(
                                        "upstream_error", "upstream_timeout" if exc.timeout else "upstream_unreachable")
             continue
         if response.status < 400:
-            return adapter, response
+            return adapter, request, response
         body = await response.read()
         last_error = adapter.error(response.status, body, response.headers.get("retry-after"))
         if response.status not in RETRY_STATUSES:

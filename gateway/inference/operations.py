@@ -18,8 +18,8 @@ CHAT = Operation(
     "chat.completions",
     validate=_chat_validate,
     request=lambda adapter, body, model, entry: adapter.chat_request(body, model, entry.max_output_tokens),
-    result=lambda adapter, raw, model, client: adapter.chat_result(raw, model),
-    stream=lambda adapter, model, include_usage, client: adapter.chat_stream(model, include_usage),
+    result=lambda adapter, raw, model, client, context: adapter.chat_result(raw, model, context),
+    stream=lambda adapter, model, include_usage, client, context: adapter.chat_stream(model, include_usage, context),
     estimate=estimate,
 )
 
@@ -27,8 +27,9 @@ COMPLETIONS = Operation(
     "completions",
     validate=validation.completion_prompt,
     request=lambda adapter, body, model, entry: adapter.completion_request(body, model, entry.max_output_tokens),
-    result=lambda adapter, raw, model, client: adapter.completion_result(raw, model, client),
-    stream=lambda adapter, model, include_usage, client: adapter.completion_stream(model, include_usage, client),
+    result=lambda adapter, raw, model, client, context: adapter.completion_result(raw, model, client, context),
+    stream=lambda adapter, model, include_usage, client, context: adapter.completion_stream(
+        model, include_usage, client, context),
     estimate=estimate,
 )
 
@@ -36,7 +37,7 @@ EMBEDDINGS = Operation(
     "embeddings",
     validate=validation.embeddings_input,
     request=lambda adapter, body, model, entry: adapter.embeddings_request(body, model),
-    result=lambda adapter, raw, model, client: adapter.embeddings_result(raw, model, client),
+    result=lambda adapter, raw, model, client, context: adapter.embeddings_result(raw, model, client),
     estimate=estimate_prompt_only,
 )
 

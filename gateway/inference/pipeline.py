@@ -5,7 +5,7 @@ answer whole or streamed, log. What differs per endpoint is an ``Operation`` (ga
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,9 @@ class Operation:
     endpoint: str  # as logged, e.g. "chat.completions"
     validate: Callable[[dict[str, Any]], None]
     request: Callable[[Adapter, dict[str, Any], str, Entry], UpstreamRequest]
-    result: Callable[[Adapter, bytes, str, dict[str, Any]], ChatResult]
-    stream: Callable[[Adapter, str, bool, dict[str, Any]], StreamTranslator] | None = None
+    # The last argument of result and stream is the context of the request that was answered.
+    result: Callable[[Adapter, bytes, str, dict[str, Any], Mapping[str, Any]], ChatResult]
+    stream: Callable[[Adapter, str, bool, dict[str, Any], Mapping[str, Any]], StreamTranslator] | None = None
     # Usage to log when the provider reports none: (client body, answer bytes, model) -> Usage.
     estimate: Callable[[dict[str, Any], bytes, str], Usage] | None = None
 
@@ -61,14 +62,14 @@ async def handle(operation: Operation, request: Request, response: Response) -> 
         body.pop("model", None)
         body.pop("provider", None)
         model = call.requested_model
-        adapter, upstream_response = await send_with_fallbacks(
+        adapter, sent, upstream_response = await send_with_fallbacks(
             call, routes, lambda adapter, route: operation.request(adapter, body, route.model_for(model), entry)
         )
         if stream:
-            translator = operation.stream(adapter, model, include_usage, client_body)
+            translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
         else:
-            result = operation.result(adapter, await upstream_response.read(), model, client_body)
+            result = operation.result(adapter, await upstream_response.read(), model, client_body, sent.context)
             call.usage = result.usage
             call.response_body = result.body
             if call.usage is not None or operation.estimate is None:

@@ -6,6 +6,7 @@ The request is rebuilt by ``providers/anthropic/request.py``, answers and stream
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -39,7 +40,7 @@ class AnthropicAdapter(Adapter):
         payload = request_body(body, upstream_model, max_output_tokens)
         return UpstreamRequest("POST", f"{self.base_url}/messages", self.headers(), orjson.dumps(payload))
 
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
+    def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -47,7 +48,8 @@ class AnthropicAdapter(Adapter):
         document, usage = completion(data, public_model, self.account.name)
         return ChatResult(orjson.dumps(document), usage)
 
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
+    def chat_stream(self, public_model: str, include_usage: bool, context: Mapping[str, Any] | None = None
+                    ) -> StreamTranslator:
         return AnthropicStream(public_model, include_usage, self.error)
 
     def error(self, status: int, body: bytes, retry_after: str | None = None) -> ProviderError:

@@ -4,13 +4,14 @@
 built by ``providers/cloudflare/request.py``, answers and streams are read by
 ``providers/cloudflare/response.py``; here are the URLs, headers, errors and embeddings.
 
-An adapter instance serves one call (``providers.registry.adapter_for`` makes a new one each time),
-so ``chat_request`` remembers the ``max_tokens`` it sent to tell "length" from "stop" afterwards:
-the native output has no finish reason.
+The native output has no finish reason: "length" is told from "stop" by the output limit the
+upstream applied, which ``chat_request`` puts in the request's ``context`` (``OUTPUT_LIMIT``) for
+``chat_result`` and ``chat_stream`` to read back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,14 @@ from providers.cloudflare.response import (
 # Workers AI error codes worth an OpenAI error code of their own (providers.md §3.7).
 _ERROR_CODES = {5007: "model_not_found", 3042: "model_not_found", 3036: "insufficient_quota",
                 3040: "rate_limit_exceeded"}
+OUTPUT_LIMIT = "output_limit"  # context key: the max_tokens sent, else Workers AI's default
+
+
+def _limit(context: Mapping[str, Any] | None) -> int:
+    """The output limit the upstream applied to the request of ``context`` (its default if unknown)."""
+    return (context or {}).get(OUTPUT_LIMIT) or WORKERS_AI_DEFAULT_MAX_TOKENS
+
+
 _ROUTING_FAILED = 7003  # "Could not route to ...": a wrong account id or base URL, not the client's fault
 
 
@@ -38,16 +47,9 @@ class CloudflareAdapter(Adapter):
     default_base_url = "https://api.cloudflare.com/client/v4"
     chat_parameters = PARAMETERS
 
-    max_tokens_sent: int | None = None
-
     @property
     def name(self) -> str:
         return self.account.name
-
-    @property
-    def limit(self) -> int:
-        """The output limit the upstream applied: what was sent, else Workers AI's default."""
-        return self.max_tokens_sent or WORKERS_AI_DEFAULT_MAX_TOKENS
 
     def account_url(self) -> str:
         account_id = self.account.options.get("account_id")
@@ -62,19 +64,21 @@ class CloudflareAdapter(Adapter):
 
     def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None
                      ) -> UpstreamRequest:
-        payload, self.max_tokens_sent = request_body(body, max_output_tokens)
-        return UpstreamRequest("POST", self.run_url(upstream_model), self.headers(), orjson.dumps(payload))
+        payload, max_tokens = request_body(body, max_output_tokens)
+        return UpstreamRequest("POST", self.run_url(upstream_model), self.headers(), orjson.dumps(payload),
+                               {OUTPUT_LIMIT: max_tokens or WORKERS_AI_DEFAULT_MAX_TOKENS})
 
     def run_url(self, upstream_model: str) -> str:
         model = quote(upstream_model.strip("/"), safe="/@")  # catalog names keep their slashes as path segments
         return f"{self.account_url()}/ai/run/{model}"
 
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
-        document, usage = completion(body, public_model, self.account, self.limit)
+    def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
+        document, usage = completion(body, public_model, self.account, _limit(context))
         return ChatResult(orjson.dumps(document), usage)
 
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
-        return CloudflareStream(self.account, public_model, include_usage, self.limit)
+    def chat_stream(self, public_model: str, include_usage: bool, context: Mapping[str, Any] | None = None
+                    ) -> StreamTranslator:
+        return CloudflareStream(self.account, public_model, include_usage, _limit(context))
 
     def error(self, status: int, body: bytes, retry_after: str | None = None) -> ProviderError:
         codes = _error_codes(body)

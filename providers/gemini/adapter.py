@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -73,7 +74,7 @@ class GeminiAdapter(Adapter):
         method = "streamGenerateContent?alt=sse" if body.get("stream") else "generateContent"
         return UpstreamRequest("POST", f"{self.base_url}/models/{model}:{method}", self.headers(), orjson.dumps(payload))
 
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
+    def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -84,7 +85,8 @@ class GeminiAdapter(Adapter):
         usage = usage_of(data.get("usageMetadata"))
         return ChatResult(orjson.dumps(completion(data, public_model)), usage[0] if usage else None)
 
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
+    def chat_stream(self, public_model: str, include_usage: bool, context: Mapping[str, Any] | None = None
+                    ) -> StreamTranslator:
         return GeminiStream(public_model, include_usage, self.error)
 
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:

@@ -167,8 +167,8 @@ def test_neutral_values_of_unsupported_parameters_are_accepted() -> None:
 
 def completion(body: bytes, max_output_tokens: int | None = None, request: dict | None = None) -> dict:
     cf = adapter()
-    cf.chat_request(request or {"messages": USER}, SCOUT, max_output_tokens)
-    result = cf.chat_result(body, "scout")
+    sent = cf.chat_request(request or {"messages": USER}, SCOUT, max_output_tokens)
+    result = cf.chat_result(body, "scout", sent.context)
     data = orjson.loads(result.body)
     assert_valid("CreateChatCompletionResponse", data)
     return {"data": data, "usage": result.usage}
@@ -198,6 +198,18 @@ def test_plain_answer_stops_and_an_answer_at_the_limit_sent_is_cut_for_length() 
     assert completion(body(5), request={"messages": USER, "max_tokens": 5})["data"]["choices"][0]["finish_reason"] == "length"
     # Nothing sent: Workers AI's own default of 256 applied.
     assert completion(body(256))["data"]["choices"][0]["finish_reason"] == "length"
+
+
+def test_the_adapter_keeps_nothing_between_calls_the_request_context_carries_the_limit() -> None:
+    cf = adapter()
+    small = cf.chat_request({"messages": USER, "max_tokens": 5}, SCOUT)
+    large = cf.chat_request({"messages": USER, "max_tokens": 500}, SCOUT)
+    assert vars(cf) == {"account": cf.account}
+    answer = orjson.dumps({"result": {"response": "Hi", "usage": {"prompt_tokens": 3, "completion_tokens": 5,
+                                                                  "total_tokens": 8}}, "success": True})
+    finish = lambda context: orjson.loads(cf.chat_result(answer, "scout", context).body)["choices"][0][  # noqa: E731
+        "finish_reason"]
+    assert (finish(small.context), finish(large.context)) == ("length", "stop")
 
 
 def test_json_mode_object_response_is_serialised_and_missing_usage_is_omitted() -> None:
@@ -241,9 +253,9 @@ def test_stream_without_include_usage_has_no_usage_chunk_but_notes_usage() -> No
 
 def test_stream_reaching_the_limit_sent_finishes_with_length() -> None:
     cf = adapter()
-    cf.chat_request({"messages": USER, "stream": True, "max_tokens": 2}, SCOUT)
+    sent = cf.chat_request({"messages": USER, "stream": True, "max_tokens": 2}, SCOUT)
     events = assert_valid_sse("CreateChatCompletionStreamResponse",
-                              run_stream(cf.chat_stream("scout", False), RECORDED_TEXT_STREAM, 50).decode())
+                              run_stream(cf.chat_stream("scout", False, sent.context), RECORDED_TEXT_STREAM, 50).decode())
     assert deltas(events)[2][-1] == "length"
 
 
