@@ -201,26 +201,21 @@ class Adapter:
             param if isinstance(param, str) else None,
         )
 
-    # -- legacy text completions: by default through the chat interface (providers/completions.py)
-    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+    # -- legacy text completions: chat-only providers get them through chat (providers.completions.ChatOnlyAdapter)
+    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None
+                           ) -> UpstreamRequest:
         """The upstream request for an OpenAI ``/completions`` body (its ``model`` already removed)."""
-        from providers import completions
-
-        return self.chat_request(completions.chat_body(body, self.label), upstream_model, max_output_tokens)
+        raise invalid("model", f"{self.label} deployments do not serve text completions.", "unsupported_endpoint")
 
     def completion_result(self, body: bytes, public_model: str, request: dict[str, Any],
                           context: Mapping[str, Any] | None = None) -> ChatResult:
-        from providers import completions
-
-        chat = self.chat_result(body, public_model, context)
-        return ChatResult(completions.text_completion(chat.body, completions.echo_prefix(request)), chat.usage)
+        """The upstream's 2xx body as an OpenAI ``text_completion`` plus its usage."""
+        raise NotImplementedError
 
     def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any],
                           context: Mapping[str, Any] | None = None) -> StreamTranslator:
-        from providers import completions
-
-        return completions.CompletionStream(self.chat_stream(public_model, include_usage, context),
-                                            completions.echo_prefix(request))
+        """A translator from the upstream's stream to OpenAI ``text_completion`` SSE events."""
+        raise NotImplementedError
 
     # -- embeddings: only providers that have them override these
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:

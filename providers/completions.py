@@ -1,15 +1,18 @@
 """Legacy text completions on chat-only providers: a prompt becomes one user message, and the chat
 answer (whole or streamed) is translated back into OpenAI's ``text_completion`` shape.
+
+``ChatOnlyAdapter`` is the base of the adapters whose provider has only a chat interface.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from providers.base import SSEBuffer, StreamTranslator
+from providers.base import Adapter, ChatResult, SSEBuffer, StreamTranslator, UpstreamRequest
 from providers.parameters import ParameterPolicy, Refuse, other_than, refusal
 
 # The completion-only fields. What a chat model cannot honour gets a 400 naming it; every other
@@ -130,3 +133,20 @@ class CompletionStream(StreamTranslator):
         if payload.get("usage") is not None:  # chat chunks may carry "usage": null; CompletionUsage is an object
             out["usage"] = payload["usage"]
         return b"data: " + orjson.dumps(out) + b"\n\n"
+
+
+class ChatOnlyAdapter(Adapter):
+    """An adapter whose provider has only a chat interface: ``/completions`` goes through its chat methods."""
+
+    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None
+                           ) -> UpstreamRequest:
+        return self.chat_request(chat_body(body, self.label), upstream_model, max_output_tokens)
+
+    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> ChatResult:
+        chat = self.chat_result(body, public_model, context)
+        return ChatResult(text_completion(chat.body, echo_prefix(request)), chat.usage)
+
+    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> StreamTranslator:
+        return CompletionStream(self.chat_stream(public_model, include_usage, context), echo_prefix(request))

@@ -13,12 +13,13 @@ import orjson
 
 from providers.anthropic.request import LABEL, PARAMETERS, request_body
 from providers.anthropic.response import ERRORS, AnthropicStream, completion
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest
+from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
+from providers.completions import ChatOnlyAdapter
 
 API_VERSION = "2023-06-01"
 
 
-class AnthropicAdapter(Adapter):
+class AnthropicAdapter(ChatOnlyAdapter):
     kind = "anthropic"
     label = LABEL
     chat_parameters = PARAMETERS

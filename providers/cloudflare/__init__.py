@@ -1,5 +1,3 @@
-"""Cloudflare Workers AI: request translation, answer and stream translation, and the adapter."""
-
-from providers.cloudflare.adapter import CloudflareAdapter
-
-__all__ = ["CloudflareAdapter"]
+"""Cloudflare Workers AI: request.py (OpenAI request -> the upstream's), response.py (answers and streams -> OpenAI's),
+adapter.py (the adapter: URLs, headers, errors). The registry imports the adapter from adapter.py.
+"""

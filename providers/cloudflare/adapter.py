@@ -18,7 +18,7 @@ from urllib.parse import quote
 import orjson
 
 from providers import embeddings
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest
+from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
 from providers.cloudflare.request import LABEL, PARAMETERS, request_body
 from providers.cloudflare.response import (
     WORKERS_AI_DEFAULT_MAX_TOKENS,
@@ -26,6 +26,7 @@ from providers.cloudflare.response import (
     completion,
     result_of,
 )
+from providers.completions import ChatOnlyAdapter
 
 # Workers AI error codes worth an OpenAI error code of their own (providers.md §3.7).
 _ERROR_CODES = {5007: "model_not_found", 3042: "model_not_found", 3036: "insufficient_quota",
@@ -41,7 +42,7 @@ def _limit(context: Mapping[str, Any] | None) -> int:
 _ROUTING_FAILED = 7003  # "Could not route to ...": a wrong account id or base URL, not the client's fault
 
 
-class CloudflareAdapter(Adapter):
+class CloudflareAdapter(ChatOnlyAdapter):
     kind = "cloudflare"
     label = LABEL
     default_base_url = "https://api.cloudflare.com/client/v4"

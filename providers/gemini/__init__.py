@@ -1,5 +1,3 @@
-"""Google Gemini: request translation, answer and stream translation, and the adapter."""
-
-from providers.gemini.adapter import GeminiAdapter
-
-__all__ = ["GeminiAdapter"]
+"""Google Gemini: request.py (OpenAI request -> the upstream's), response.py (answers and streams -> OpenAI's),
+adapter.py (the adapter: URLs, headers, errors). The registry imports the adapter from adapter.py.
+"""

@@ -21,7 +21,8 @@ from urllib.parse import quote
 import orjson
 
 from providers import embeddings
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest
+from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
+from providers.completions import ChatOnlyAdapter
 from providers.gemini.request import LABEL, PARAMETERS, request_body
 from providers.gemini.response import GeminiStream, blocked, completion, usage_of
 
@@ -56,7 +57,7 @@ def retry_delay(error: dict[str, Any]) -> str | None:
 
 # -- the adapter ------------------------------------------------------------------------------------
 
-class GeminiAdapter(Adapter):
+class GeminiAdapter(ChatOnlyAdapter):
     kind = "gemini"
     label = LABEL
     chat_parameters = PARAMETERS

@@ -10,8 +10,8 @@ import pytest
 
 from providers import embeddings
 from providers.base import Account, ProviderError
-from providers.cloudflare import CloudflareAdapter
-from providers.gemini import GeminiAdapter
+from providers.cloudflare.adapter import CloudflareAdapter
+from providers.gemini.adapter import GeminiAdapter
 from tests.openai_schema import assert_valid
 
 GEMINI_KEY = "AIzaSyD-verysecretgeminikey0123456789"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from providers.anthropic import AnthropicAdapter
+from providers.anthropic.adapter import AnthropicAdapter
 from providers.anthropic.response import AnthropicStream
 from providers.base import Account, ProviderError
 from tests.openai_schema import assert_valid, assert_valid_sse

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from providers.base import Account, ProviderError
-from providers.cloudflare import CloudflareAdapter
+from providers.cloudflare.adapter import CloudflareAdapter
 from providers.registry import adapter_for
 from tests.openai_schema import assert_valid, assert_valid_sse
 

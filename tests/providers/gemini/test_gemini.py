@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from providers.base import Account, ProviderError
-from providers.gemini import GeminiAdapter
+from providers.gemini.adapter import GeminiAdapter
 from providers.gemini.response import GeminiStream
 from providers.registry import adapter_class
 from tests.openai_schema import assert_valid, assert_valid_sse
