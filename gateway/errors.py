@@ -12,6 +12,10 @@ from rest_framework.response import Response
 from providers.base import ProviderError
 
 
+def payload(exc: ProviderError) -> dict[str, Any]:
+    return {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+
+
 class GatewayError(ProviderError):
     """An error raised by the gateway itself (auth, validation, routing, limits)."""
 
@@ -57,7 +61,7 @@ _DRF_TYPES = {
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's single exception handler: every DRF view's error in OpenAI's envelope."""
     if isinstance(exc, ProviderError):
-        response = Response(exc.to_dict(), status=exc.status)
+        response = Response(payload(exc), status=exc.status)
         if exc.retry_after:
             response["Retry-After"] = exc.retry_after
         return response

@@ -5,8 +5,6 @@ Rendering it (the ``{"error": {...}}`` envelope, an SSE error event) is the gate
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class ProviderError(Exception):
     """An error to show the client in OpenAI's envelope."""
@@ -27,6 +25,3 @@ class ProviderError(Exception):
         self.code = code
         self.param = param
         self.retry_after = retry_after
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

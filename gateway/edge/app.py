@@ -27,7 +27,7 @@ from django.db import connections
 from gateway import invalidation
 from gateway.conf import gateway_settings
 from gateway.edge import cors
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, payload
 from gateway.inference import transport as upstream
 from gateway.usage.log_writer import writer
 from providers.base import ProviderError
@@ -108,7 +108,7 @@ class Response:
         headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
         if exc.status == 401:
             headers = {"WWW-Authenticate": 'Bearer realm="api"'}
-        await self.json(exc.status, orjson.dumps(exc.to_dict()), headers)
+        await self.json(exc.status, orjson.dumps(payload(exc)), headers)
 
     async def start_stream(self) -> None:
         self.started = True
@@ -208,9 +208,9 @@ class GatewayApp:
                 response.cors = cors.response_headers(value.decode("latin-1"))
         try:
             if scope["method"] != method:
-                await response.json(405, orjson.dumps(GatewayError(
+                await response.json(405, orjson.dumps(payload(GatewayError(
                     405, f"Method {scope['method']} is not allowed here; use {method}.", "invalid_request_error",
-                    "method_not_allowed").to_dict()), {"Allow": method})
+                    "method_not_allowed"))), {"Allow": method})
                 return
             body = await read_body(receive, gateway_settings.MAX_BODY_BYTES)
             request = Request(scope, body)

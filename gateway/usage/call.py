@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from gateway.access.authentication import TokenInfo
 from gateway.conf import gateway_settings
+from gateway.errors import payload
 from gateway.routing.registry import Entry, Route
 from gateway.usage.log_writer import writer
 from providers.base import ProviderError, Usage
@@ -94,4 +95,4 @@ class Call:
 
 def error_event(error: ProviderError) -> bytes:
     """How a failure after the stream started reaches the client: an SSE event with an error object."""
-    return b"data: " + orjson.dumps(error.to_dict()) + b"\n\n"
+    return b"data: " + orjson.dumps(payload(error)) + b"\n\n"

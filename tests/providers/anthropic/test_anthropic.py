@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from gateway.errors import payload
 from providers.anthropic.adapter import AnthropicAdapter
 from providers.anthropic.response import AnthropicStream
 from providers.base import Account, ProviderError
@@ -215,7 +216,7 @@ def test_parameters_anthropic_cannot_honour_are_a_400_naming_them(field: str, va
     error = info.value
     assert (error.status, error.type, error.code, error.param) == (400, "invalid_request_error", "unsupported_parameter", field)
     assert field in error.message and "Anthropic" in error.message
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", payload(error))
 
 
 def test_harmless_parameters_are_accepted_and_not_sent() -> None:
@@ -378,7 +379,7 @@ def anthropic_error(type_: str, message: str) -> bytes:
 def test_anthropic_errors_map_to_openai_errors(status, type_, expected_status, expected_type, expected_code) -> None:
     error = adapter().error(status, anthropic_error(type_, f"{type_} happened"), "7" if status == 429 else None)
     assert (error.status, error.type, error.code) == (expected_status, expected_type, expected_code)
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", payload(error))
     if status < 401 or status in (404, 413, 429, 500, 529):
         assert error.message == f"{type_} happened"
     if status == 429:

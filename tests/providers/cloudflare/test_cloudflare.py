@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from gateway.errors import payload
 from providers.base import Account, ProviderError
 from providers.cloudflare.adapter import CloudflareAdapter
 from providers.registry import adapter_for
@@ -155,7 +156,7 @@ def test_parameters_that_would_change_the_answer_are_refused_naming_them(field: 
     error = info.value
     assert (error.status, error.type, error.param) == (400, "invalid_request_error", field)
     assert field in error.message and "Cloudflare" in error.message
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", payload(error))
 
 
 def test_neutral_values_of_unsupported_parameters_are_accepted() -> None:
@@ -311,7 +312,7 @@ def test_client_errors_keep_their_status_with_cloudflares_message() -> None:
     assert (error.status, error.type, error.code) == (404, "invalid_request_error", "model_not_found")
     assert "No such model" in error.message and "5007" in error.message
     assert adapter().error(413, envelope(3006, "Request too large")).status == 413
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", payload(error))
 
 
 def test_capacity_and_quota_errors_are_rate_limits_and_server_errors_are_502() -> None:

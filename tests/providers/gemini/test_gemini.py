@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.errors import payload
 from providers.base import Account, ProviderError
 from providers.gemini.adapter import GeminiAdapter
 from providers.gemini.response import GeminiStream
@@ -373,4 +374,4 @@ def test_quota_errors_are_429_with_retry_after_from_retry_info() -> None:
 def test_upstream_failures_become_gateway_statuses(status: int, body: bytes, expected: int) -> None:
     error = adapter().error(status, body)
     assert error.status == expected and error.type == "upstream_error"
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", payload(error))
