@@ -28,18 +28,16 @@ from providers.cloudflare.response import (
 )
 from providers.completions import ChatOnlyAdapter
 
-# Workers AI error codes worth an OpenAI error code of their own (providers.md §3.7).
+# Workers AI error codes worth an OpenAI error code of their own: unknown model, daily quota, capacity.
 _ERROR_CODES = {5007: "model_not_found", 3042: "model_not_found", 3036: "insufficient_quota",
                 3040: "rate_limit_exceeded"}
+_ROUTING_FAILED = 7003  # "Could not route to ...": a wrong account id or base URL, not the client's fault
 OUTPUT_LIMIT = "output_limit"  # context key: the max_tokens sent, else Workers AI's default
 
 
 def _limit(context: Mapping[str, Any] | None) -> int:
     """The output limit the upstream applied to the request of ``context`` (its default if unknown)."""
     return (context or {}).get(OUTPUT_LIMIT) or WORKERS_AI_DEFAULT_MAX_TOKENS
-
-
-_ROUTING_FAILED = 7003  # "Could not route to ...": a wrong account id or base URL, not the client's fault
 
 
 class CloudflareAdapter(ChatOnlyAdapter):
@@ -88,7 +86,7 @@ class CloudflareAdapter(ChatOnlyAdapter):
             return ProviderError(502, f"Cloudflare could not route the request for provider account '{self.name}': "
                                  f"check its account_id option and base URL ({message}).", "upstream_error",
                                  "upstream_misconfigured")
-        if 3040 in codes or 3036 in codes:  # capacity / daily quota: always a rate limit (providers.md §5.3)
+        if 3040 in codes or 3036 in codes:  # capacity / daily quota: a rate limit, whatever the HTTP status
             status = 429
         elif 5007 in codes or 3042 in codes:  # no such model: a 404, as OpenAI answers for an unknown model
             status = 404

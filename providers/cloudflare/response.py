@@ -19,7 +19,7 @@ from providers.cloudflare.request import arguments, call_id
 
 WORKERS_AI_DEFAULT_MAX_TOKENS = 256  # what the run endpoint uses when no max_tokens is sent
 
-# Workers AI finish reasons (Cloudflare's own provider mapping, providers.md §5.2).
+# Workers AI finish reasons, as Cloudflare's own OpenAI-compatible endpoint maps them.
 _FINISH = {"stop": "stop", "length": "length", "model_length": "length", "tool_calls": "tool_calls"}
 
 

@@ -13,7 +13,7 @@ from tests.openai_schema import assert_valid, assert_valid_sse
 
 KEY = "sk-ant-api03-verysecretkey1234567890abcd"
 
-# The recorded stream of providers.md §4.4 (anthropic-sdk-python fixtures).
+# A recorded text stream (anthropic-sdk-python fixtures).
 RECORDED = b"""event: message_start
 data: {"type":"message_start","message":{"id":"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK","type":"message","role":"assistant","content":[],"model":"claude-3-opus-latest","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":11,"output_tokens":1}}}
 
@@ -37,7 +37,7 @@ data: {"type":"message_stop"}
 
 """
 
-# The tool-use events of §4.4, in a whole stream: a text block first, so the tool is block 1 but call 0.
+# Tool-use events from the same fixtures, in a whole stream: a text block first, so the tool is block 1 but call 0.
 TOOL_STREAM = b"""event: message_start
 data: {"type":"message_start","message":{"id":"msg_01Tool","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-20250514","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2,"cache_read_input_tokens":100}}}
 

@@ -15,7 +15,7 @@ TOKEN = "cf-api-token-verysecret-0123456789"
 SCOUT = "@cf/meta/llama-4-scout-17b-16e-instruct"
 USER = [{"role": "user", "content": "hi"}]
 
-# providers.md §3.4: the composite of lines from Cloudflare's provider tests and a captured transcript.
+# A stream with a tool call: lines from Cloudflare's provider tests and a captured transcript.
 RECORDED_TOOL_STREAM = (
     b'data: {"response":"Hello"}\n\n'
     b'data: {"response":" world","p":"abdefgh"}\n\n'
@@ -31,7 +31,7 @@ RECORDED_TEXT_STREAM = (
     b'data: {"response":"","usage":{"prompt_tokens":18,"completion_tokens":2,"total_tokens":20}}\n\n'
     b"data: [DONE]\n\n"
 )
-# providers.md §3.3
+# A recorded run result with a tool call, in the v4 envelope.
 RECORDED_RESULT = (
     b'{"result":{"response":"Hello, World first appeared in 1974 ...",'
     b'"usage":{"prompt_tokens":18,"completion_tokens":52,"total_tokens":70},'

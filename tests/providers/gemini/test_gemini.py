@@ -19,7 +19,7 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
           "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
                          "additionalProperties": False}}}]
 
-# Recorded answers and stream (providers.md §2.3 and §2.4, from FirebaseExtended/vertexai-sdk-test-data).
+# Recorded answers and stream (from FirebaseExtended/vertexai-sdk-test-data).
 RECORDED_UNARY = (
     b'{"candidates": [{"content": {"parts": [{"text": "Google\'s headquarters is in **Mountain View, California**.\\n"}],'
     b'"role": "model"},"finishReason": "STOP", "avgLogprobs": -0.048741644079034981}],'
