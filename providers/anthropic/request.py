@@ -49,6 +49,7 @@ PARAMETERS = ParameterPolicy(
 
 
 def unsupported(param: str, what: str | None = None) -> ProviderError:
+    """The refusal of ``param``; ``what`` names the refused thing when it is not the whole parameter."""
     return refusal(LABEL, param, subject=what or "")
 
 

@@ -41,6 +41,7 @@ PARAMETERS = ParameterPolicy(
                                                f"use one of {', '.join(THINKING_BUDGETS)}.", code=UNSUPPORTED_VALUE)},
     unknown=Refuse(lambda value: value is not None),  # a null field counts as not sent
 )
+
 _SIMPLE_CONFIG = (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
                   ("seed", "seed"), ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"))
 TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
