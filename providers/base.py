@@ -8,10 +8,14 @@ bytes, an error — into OpenAI's shapes. Sending is the gateway's job.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
+
+from providers.errors import ProviderError  # also imported from here: the adapters' interface names it
+from providers.parameters import ParameterPolicy, invalid
 
 # Masked or whole keys that upstream error messages echo back: "sk-...abcd", "AIza...".
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|AIza)[-_][-_.*A-Za-z0-9]{3,}|\bAIza[-_A-Za-z0-9]{8,}")
@@ -36,6 +40,9 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes | None = None
+    # What reading the answer needs to know about this request (Workers AI: the output limit sent).
+    # The gateway hands it back to the result and stream methods: adapters keep no state per call.
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,30 +66,6 @@ class ChatResult:
 
     body: bytes
     usage: Usage | None
-
-
-class ProviderError(Exception):
-    """An error to show the client in OpenAI's envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        type: str = "upstream_error",
-        code: str | None = None,
-        param: str | None = None,
-        retry_after: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
-        self.param = param
-        self.retry_after = retry_after
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 class SSEBuffer:
@@ -124,12 +107,18 @@ class StreamTranslator:
 
 
 class Adapter:
-    """Base class: one subclass per provider kind, registered in ``providers.registry``."""
+    """Base class: one subclass per provider kind, registered in ``providers.registry``.
+
+    An adapter holds only its (immutable) ``Account``: what one call needs to carry from the request
+    to the answer travels in ``UpstreamRequest.context`` and comes back as ``context``.
+    """
 
     kind: ClassVar[str]
     label: ClassVar[str]
     default_base_url: ClassVar[str] = ""
     requires_api_key: ClassVar[bool] = True
+    # What ``chat_request`` does with each field of a chat completion body: mapped, dropped or refused.
+    chat_parameters: ClassVar[ParameterPolicy]
 
     def __init__(self, account: Account) -> None:
         self.account = account
@@ -143,15 +132,19 @@ class Adapter:
 
         ``max_output_tokens`` is the registry's default for providers that need a limit when the
         client sent none. A field the provider cannot honour and that changes the answer's
-        meaning raises ``ProviderError(400, ..., param=field)``.
+        meaning raises ``ProviderError(400, ..., param=field)``, as ``chat_parameters`` declares.
         """
         raise NotImplementedError
 
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
-        """The upstream's 2xx body as an OpenAI ``chat.completion`` (bytes) plus its usage."""
+    def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
+        """The upstream's 2xx body as an OpenAI ``chat.completion`` (bytes) plus its usage.
+
+        ``context`` is the ``UpstreamRequest.context`` of the request this body answers.
+        """
         raise NotImplementedError
 
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
+    def chat_stream(self, public_model: str, include_usage: bool, context: Mapping[str, Any] | None = None
+                    ) -> StreamTranslator:
         """A translator from the upstream's stream to OpenAI ``chat.completion.chunk`` SSE events.
 
         It must end the client's stream with ``data: [DONE]`` (and set ``finished``) once the
@@ -208,29 +201,26 @@ class Adapter:
             param if isinstance(param, str) else None,
         )
 
-    # -- legacy text completions: by default through the chat interface (providers/completions.py)
-    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
+    # -- legacy text completions: chat-only providers get them through chat (providers.completions.ChatOnlyAdapter)
+    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None
+                           ) -> UpstreamRequest:
         """The upstream request for an OpenAI ``/completions`` body (its ``model`` already removed)."""
-        from providers import completions
+        raise invalid("model", f"{self.label} deployments do not serve text completions.", "unsupported_endpoint")
 
-        return self.chat_request(completions.chat_body(body, self.label), upstream_model, max_output_tokens)
+    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> ChatResult:
+        """The upstream's 2xx body as an OpenAI ``text_completion`` plus its usage."""
+        raise NotImplementedError
 
-    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
-        from providers import completions
-
-        chat = self.chat_result(body, public_model)
-        return ChatResult(completions.text_completion(chat.body, completions.echo_prefix(request)), chat.usage)
-
-    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any]) -> StreamTranslator:
-        from providers import completions
-
-        return completions.CompletionStream(self.chat_stream(public_model, include_usage), completions.echo_prefix(request))
+    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> StreamTranslator:
+        """A translator from the upstream's stream to OpenAI ``text_completion`` SSE events."""
+        raise NotImplementedError
 
     # -- embeddings: only providers that have them override these
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
         """The upstream request for an OpenAI ``/embeddings`` body (its ``model`` already removed)."""
-        raise ProviderError(400, f"{self.label} deployments do not serve embeddings.", "invalid_request_error",
-                            "unsupported_endpoint", "model")
+        raise invalid("model", f"{self.label} deployments do not serve embeddings.", "unsupported_endpoint")
 
     def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
         """The upstream's 2xx body as an OpenAI embedding list (``encoding_format`` as the client asked)."""
@@ -242,6 +232,11 @@ class Adapter:
 
     def redact(self, text: str) -> str:
         """Remove this account's secret, and anything shaped like a key, from text for a client or a log."""
-        if self.account.api_key:
-            text = text.replace(self.account.api_key, "[redacted]")
-        return _KEY_LIKE.sub("[redacted]", text)
+        return redact(text, self.account.api_key)
+
+
+def redact(text: str, secret: str) -> str:
+    """Text without ``secret`` and without anything shaped like a key, for a client or a log."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", text)

@@ -1,24 +1,32 @@
 """Legacy text completions on chat-only providers: a prompt becomes one user message, and the chat
 answer (whole or streamed) is translated back into OpenAI's ``text_completion`` shape.
+
+``ChatOnlyAdapter`` is the base of the adapters whose provider has only a chat interface.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from providers.base import ProviderError, SSEBuffer, StreamTranslator
+from providers.base import Adapter, ChatResult, SSEBuffer, StreamTranslator, UpstreamRequest
+from providers.parameters import ParameterPolicy, Refuse, other_than, refusal
 
-# Completion-only fields a chat model cannot honour: each gets a 400 naming it.
-_UNSUPPORTED = ("suffix", "logprobs")
-_DROPPED = ("echo", "best_of", "prompt", "suffix", "logprobs", "stream_options")
-
-
-def _unsupported(provider: str, param: str, why: str) -> ProviderError:
-    return ProviderError(400, f"'{param}' is not supported for {provider} deployments: {why}",
-                         "invalid_request_error", "unsupported_parameter", param)
+# The completion-only fields. What a chat model cannot honour gets a 400 naming it; every other
+# field goes on to the chat request, where the provider's chat policy judges it.
+COMPLETION_PARAMETERS = ParameterPolicy(
+    mapped=frozenset({"prompt", "echo", "stream_options"}),
+    refused={
+        "suffix": Refuse(other_than("", 0), "it only has a chat interface."),
+        "logprobs": Refuse(other_than("", 0), "it only has a chat interface."),
+        "best_of": Refuse(other_than(1), "it cannot generate and rank several answers.",
+                          "A value of 'best_of' other than 1"),
+    },
+    unknown=None,
+)
 
 
 def single_prompt(body: dict[str, Any], provider: str) -> str:
@@ -27,21 +35,16 @@ def single_prompt(body: dict[str, Any], provider: str) -> str:
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
     if not isinstance(prompt, str):
-        raise _unsupported(provider, "prompt", "it takes exactly one prompt string per request (no token arrays "
-                           "or batches); send one request per prompt.")
+        raise refusal(provider, "prompt", "it takes exactly one prompt string per request (no token arrays or "
+                      "batches); send one request per prompt.", subject="A 'prompt' that is not one string")
     return prompt
 
 
 def chat_body(body: dict[str, Any], provider: str) -> dict[str, Any]:
     """The chat request equivalent to a completion request, or a 400 for what it cannot express."""
-    for param in _UNSUPPORTED:
-        if body.get(param) not in (None, "", 0) and not (param == "logprobs" and body[param] is False):
-            raise _unsupported(provider, param, "the provider only has a chat interface.")
-    best_of = body.get("best_of")
-    if best_of not in (None, 1):
-        raise _unsupported(provider, "best_of", "the provider cannot generate and rank several answers.")
+    COMPLETION_PARAMETERS.check(body, provider)
     prompt = single_prompt(body, provider)
-    chat = {k: v for k, v in body.items() if k not in _DROPPED}
+    chat = COMPLETION_PARAMETERS.unknown_fields(body)
     chat["messages"] = [{"role": "user", "content": prompt}]
     if body.get("stream"):
         chat["stream_options"] = body.get("stream_options") or {}
@@ -130,3 +133,20 @@ class CompletionStream(StreamTranslator):
         if payload.get("usage") is not None:  # chat chunks may carry "usage": null; CompletionUsage is an object
             out["usage"] = payload["usage"]
         return b"data: " + orjson.dumps(out) + b"\n\n"
+
+
+class ChatOnlyAdapter(Adapter):
+    """An adapter whose provider has only a chat interface: ``/completions`` goes through its chat methods."""
+
+    def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None
+                           ) -> UpstreamRequest:
+        return self.chat_request(chat_body(body, self.label), upstream_model, max_output_tokens)
+
+    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> ChatResult:
+        chat = self.chat_result(body, public_model, context)
+        return ChatResult(text_completion(chat.body, echo_prefix(request)), chat.usage)
+
+    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> StreamTranslator:
+        return CompletionStream(self.chat_stream(public_model, include_usage, context), echo_prefix(request))

@@ -20,33 +20,30 @@ from typing import Any
 import orjson
 
 from providers.base import ChatResult, ProviderError
+from providers.parameters import UNSUPPORTED_VALUE, ParameterPolicy, Refuse, invalid, refusal, truthy
 
-# The fields of OpenAI's CreateEmbeddingRequest besides ``model`` (removed by the gateway).
-KNOWN_FIELDS = frozenset({"input", "encoding_format", "dimensions", "user"})
 CHARACTERS_PER_TOKEN = 4  # OpenAI's rule of thumb; only for the usage shown in the answer
 
-
-def _bad(param: str, message: str, code: str = "unsupported_parameter") -> ProviderError:
-    return ProviderError(400, message, "invalid_request_error", code, param)
+# The fields of OpenAI's CreateEmbeddingRequest besides ``model`` (removed by the gateway); unknown
+# fields are refused as OpenAI itself refuses them. ``user`` does not change the vectors.
+_NOT_EMBEDDINGS = "it is not a recognised embeddings parameter."
+_UNKNOWN = Refuse(why=_NOT_EMBEDDINGS)
+_STREAM = Refuse(truthy, _NOT_EMBEDDINGS)  # a false ``stream`` is harmless
 
 
 def texts(body: dict[str, Any], provider: str, max_inputs: int) -> list[str]:
     """The client's ``input`` as a list of texts, or a 400 naming what the provider cannot take.
 
-    Unknown fields are refused as OpenAI itself refuses them; token-id arrays are refused
-    because only OpenAI's tokenizers give them a meaning.
+    Token-id arrays are refused because only OpenAI's tokenizers give them a meaning.
     """
-    for name in body:
-        if name not in KNOWN_FIELDS and not (name == "stream" and not body[name]):
-            raise _bad(name, f"'{name}' is not a recognised embeddings parameter for {provider} deployments.")
     value = body.get("input")
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(item, str) for item in items):
-        raise _bad("input", f"{provider} deployments embed text only: 'input' must be a string or an array of "
-                   "strings (token-id arrays cannot be sent).", "unsupported_value")
+        raise refusal(provider, "input", "it embeds text only: 'input' must be a string or an array of strings "
+                      "(token-id arrays cannot be sent).", subject="This 'input'", code=UNSUPPORTED_VALUE)
     if len(items) > max_inputs:
-        raise _bad("input", f"{provider} embeds at most {max_inputs} inputs per request; this one has {len(items)}. "
-                   "Send them in smaller batches.", "too_many_inputs")
+        raise invalid("input", f"{provider} embeds at most {max_inputs} inputs per request; this one has "
+                      f"{len(items)}. Send them in smaller batches.", "too_many_inputs")
     return items
 
 
@@ -56,7 +53,7 @@ def dimensions(body: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _bad("dimensions", "'dimensions' must be a positive integer.", "invalid_value")
+        raise invalid("dimensions", "'dimensions' must be a positive integer.")
     return value
 
 
@@ -105,11 +102,14 @@ def embedding_list(vectors: Any, public_model: str, request: dict[str, Any], acc
 # -- Gemini: models/{model}:batchEmbedContents --------------------------------------------------------
 
 GEMINI_MAX_INPUTS = 100  # "BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch"
+GEMINI_PARAMETERS = ParameterPolicy(mapped=frozenset({"input", "encoding_format", "dimensions"}),
+                                    dropped=frozenset({"user"}), refused={"stream": _STREAM}, unknown=_UNKNOWN)
 
 
 def gemini_request(body: dict[str, Any], model: str, provider: str) -> dict[str, Any]:
     """A ``BatchEmbedContentsRequest``: one ``EmbedContentRequest`` per input, ``dimensions`` as
-    ``outputDimensionality``; ``user`` is dropped (it does not change the vectors)."""
+    ``outputDimensionality``."""
+    GEMINI_PARAMETERS.check(body, provider)
     size = dimensions(body)
     requests = []
     for text in texts(body, provider, GEMINI_MAX_INPUTS):
@@ -129,13 +129,16 @@ def gemini_vectors(data: Any) -> Any:
 # -- Cloudflare Workers AI: ai/run/{model} with a text-embeddings model --------------------------------
 
 WORKERS_AI_MAX_INPUTS = 100  # the text-embeddings schemas take at most 100 texts
+WORKERS_AI_PARAMETERS = ParameterPolicy(
+    mapped=frozenset({"input", "encoding_format"}), dropped=frozenset({"user"}),
+    refused={"stream": _STREAM, "dimensions": Refuse(why="the embedding models have a fixed size.")},
+    unknown=_UNKNOWN,
+)
 
 
 def workers_ai_request(body: dict[str, Any], provider: str) -> dict[str, Any]:
     """``{"text": [...]}``; the models have a fixed size, so ``dimensions`` is refused."""
-    if body.get("dimensions") is not None:
-        raise _bad("dimensions", f"'dimensions' is not supported for {provider} deployments: the embedding models "
-                   "have a fixed size.")
+    WORKERS_AI_PARAMETERS.check(body, provider)
     return {"text": texts(body, provider, WORKERS_AI_MAX_INPUTS)}
 
 

@@ -7,11 +7,13 @@ id, asks for usage on streams, and reads usage on the way back without re-encodi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+from providers.parameters import ParameterPolicy
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _TOKEN_DELTA = re.compile(rb'"(?:content|arguments|refusal|text)"\s*:\s*"[^"]')
@@ -77,6 +79,8 @@ class OpenAIAdapter(Adapter):
     kind = "openai"
     label = "OpenAI"
     default_base_url = "https://api.openai.com/v1"
+    # The upstream speaks the client's format: every field goes as it came, and the upstream judges it.
+    chat_parameters = ParameterPolicy(unknown=None)
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -112,19 +116,22 @@ class OpenAIAdapter(Adapter):
     def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
         return self._post("chat/completions", body, upstream_model)
 
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
+    def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         return self._checked(body, "choices", "a chat completion")
 
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
+    def chat_stream(self, public_model: str, include_usage: bool, context: Mapping[str, Any] | None = None
+                    ) -> StreamTranslator:
         return PassthroughStream(include_usage)
 
     def completion_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
         return self._post("completions", body, upstream_model)
 
-    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
+    def completion_result(self, body: bytes, public_model: str, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> ChatResult:
         return self._checked(body, "choices", "a text completion")
 
-    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any]) -> StreamTranslator:
+    def completion_stream(self, public_model: str, include_usage: bool, request: dict[str, Any],
+                          context: Mapping[str, Any] | None = None) -> StreamTranslator:
         return PassthroughStream(include_usage)
 
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:

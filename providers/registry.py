@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from providers.anthropic import AnthropicAdapter
+from providers.anthropic.adapter import AnthropicAdapter
 from providers.base import Account, Adapter
-from providers.cloudflare import CloudflareAdapter
-from providers.gemini import GeminiAdapter
+from providers.cloudflare.adapter import CloudflareAdapter
+from providers.gemini.adapter import GeminiAdapter
 from providers.openai import OpenAIAdapter, OpenAICompatibleAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {cls.kind: cls for cls in (OpenAIAdapter, OpenAICompatibleAdapter, CloudflareAdapter, AnthropicAdapter,

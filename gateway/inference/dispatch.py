@@ -17,8 +17,9 @@ ERROR_BODY_LIMIT = 1 << 20
 
 async def send_with_fallbacks(
     call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest]
-) -> tuple[Adapter, upstream.UpstreamResponse]:
-    """The first successful (2xx) upstream response, trying each deployment in turn."""
+) -> tuple[Adapter, UpstreamRequest, upstream.UpstreamResponse]:
+    """The first successful (2xx) upstream response, with the adapter and request that got it,
+    trying each deployment in turn."""
     last_error: ProviderError | None = None
     transport = upstream.current()
     for route in routes:
@@ -39,7 +40,7 @@ async def send_with_fallbacks(
                                        "upstream_error", "upstream_timeout" if exc.timeout else "upstream_unreachable")
             continue
         if response.status < 400:
-            return adapter, response
+            return adapter, request, response
         try:  # an error body is read only for its message: a little of it is enough
             body = await response.read(limit=ERROR_BODY_LIMIT)
         except (ProviderError, upstream.UpstreamUnavailable):

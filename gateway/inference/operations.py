@@ -6,7 +6,7 @@ methods build the upstream request and translate the answer, whole or streamed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +21,9 @@ class Operation:
     endpoint: str  # as logged, e.g. "chat.completions"
     validate: Callable[[dict[str, Any]], None]
     request: Callable[[Adapter, dict[str, Any], str, Entry], UpstreamRequest]
-    result: Callable[[Adapter, bytes, str, dict[str, Any]], ChatResult]
-    stream: Callable[[Adapter, str, bool, dict[str, Any]], StreamTranslator] | None = None
+    # The last argument of result and stream is the context of the request that was answered.
+    result: Callable[[Adapter, bytes, str, dict[str, Any], Mapping[str, Any]], ChatResult]
+    stream: Callable[[Adapter, str, bool, dict[str, Any], Mapping[str, Any]], StreamTranslator] | None = None
     # Usage to log when the provider reports none: (client body, answer bytes, model) -> Usage.
     estimate: Callable[[dict[str, Any], bytes, str], Usage] | None = None
 
@@ -35,8 +36,8 @@ CHAT = Operation(
     "chat.completions",
     validate=_chat_validate,
     request=lambda adapter, body, model, entry: adapter.chat_request(body, model, entry.max_output_tokens),
-    result=lambda adapter, raw, model, client: adapter.chat_result(raw, model),
-    stream=lambda adapter, model, include_usage, client: adapter.chat_stream(model, include_usage),
+    result=lambda adapter, raw, model, client, context: adapter.chat_result(raw, model, context),
+    stream=lambda adapter, model, include_usage, client, context: adapter.chat_stream(model, include_usage, context),
     estimate=estimate,
 )
 
@@ -44,8 +45,9 @@ COMPLETIONS = Operation(
     "completions",
     validate=validation.completion_prompt,
     request=lambda adapter, body, model, entry: adapter.completion_request(body, model, entry.max_output_tokens),
-    result=lambda adapter, raw, model, client: adapter.completion_result(raw, model, client),
-    stream=lambda adapter, model, include_usage, client: adapter.completion_stream(model, include_usage, client),
+    result=lambda adapter, raw, model, client, context: adapter.completion_result(raw, model, client, context),
+    stream=lambda adapter, model, include_usage, client, context: adapter.completion_stream(
+        model, include_usage, client, context),
     estimate=estimate,
 )
 
@@ -53,6 +55,6 @@ EMBEDDINGS = Operation(
     "embeddings",
     validate=validation.embeddings_input,
     request=lambda adapter, body, model, entry: adapter.embeddings_request(body, model),
-    result=lambda adapter, raw, model, client: adapter.embeddings_result(raw, model, client),
+    result=lambda adapter, raw, model, client, context: adapter.embeddings_result(raw, model, client),
     estimate=estimate_prompt_only,
 )

@@ -41,13 +41,13 @@ async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[E
 
 
 async def answer_within_deadline(call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest],
-                                 ) -> tuple[Adapter, bytes]:
+                                 ) -> tuple[Adapter, UpstreamRequest, bytes]:
     """A non-streamed answer, whole: every attempt and the read of the body share one deadline."""
     deadline = gateway_settings.REQUEST_DEADLINE_SECONDS
     try:
         async with asyncio.timeout(deadline):
-            adapter, upstream_response = await send_with_fallbacks(call, routes, build)
-            return adapter, await upstream_response.read()
+            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
+            return adapter, sent, await upstream_response.read()
     except TimeoutError:
         raise ProviderError(504, f"The upstream did not finish its answer within {deadline:g} s "
                             "(GATEWAY_REQUEST_DEADLINE_SECONDS).", "upstream_error", "upstream_timeout") from None
@@ -73,12 +73,12 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             return operation.request(adapter, body, route.model_for(model), entry)
 
         if stream:
-            adapter, upstream_response = await send_with_fallbacks(call, routes, build)
-            translator = operation.stream(adapter, model, include_usage, client_body)
+            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
+            translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
         else:
-            adapter, raw = await answer_within_deadline(call, routes, build)
-            result = operation.result(adapter, raw, model, client_body)
+            adapter, sent, raw = await answer_within_deadline(call, routes, build)
+            result = operation.result(adapter, raw, model, client_body, sent.context)
             call.usage = result.usage
             call.response_body = result.body
             if call.usage is not None or operation.estimate is None:

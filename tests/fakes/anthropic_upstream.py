@@ -1,4 +1,4 @@
-"""A fake Anthropic Messages API upstream speaking the real wire format (providers.md §4).
+"""A fake Anthropic Messages API upstream speaking the real wire format.
 
 It checks what the real API checks that a gateway could get wrong: `x-api-key`, `anthropic-version`,
 a required `max_tokens`, no unknown top-level fields, user/assistant turns that alternate and start

@@ -1,4 +1,4 @@
-"""A fake Cloudflare Workers AI (REST, native run endpoint) speaking the wire format of providers.md §3.
+"""A fake Cloudflare Workers AI (REST, native run endpoint) speaking its real wire format.
 
 Wire format: v4 envelopes ``{"result", "success", "errors", "messages"}``, native SSE
 (``data: {"response": "...", "p": "..."}`` events, a final ``{"response": "", "usage": {...}}`` event,
@@ -42,7 +42,7 @@ PARAMETERS = {"messages", "prompt", "raw", "lora", "stream", "max_tokens", "temp
 RANGES = {"temperature": (0, 5), "top_p": (0, 2), "top_k": (1, 50), "seed": (1, 9999999999),
           "repetition_penalty": (0, 2), "frequency_penalty": (0, 2), "presence_penalty": (0, 2)}
 
-# Cloudflare's error envelopes per status (codes from providers.md §3.7; the 500 code is not documented).
+# Cloudflare's error envelopes per status (Workers AI error codes; the 500 code is not documented).
 ERRORS = {
     400: (5004, "Invalid data"),
     401: (10000, "Authentication error"),

@@ -10,8 +10,8 @@ import pytest
 
 from providers import embeddings
 from providers.base import Account, ProviderError
-from providers.cloudflare import CloudflareAdapter
-from providers.gemini import GeminiAdapter
+from providers.cloudflare.adapter import CloudflareAdapter
+from providers.gemini.adapter import GeminiAdapter
 from tests.openai_schema import assert_valid
 
 GEMINI_KEY = "AIzaSyD-verysecretgeminikey0123456789"
@@ -149,7 +149,7 @@ def test_workers_ai_request_is_the_run_endpoint_with_text() -> None:
 
 
 def test_workers_ai_envelope_becomes_an_openai_embedding_list() -> None:
-    # providers.md §3.5 "Native embeddings": {"shape": [n, d], "data": [[...], ...]} inside the v4 envelope.
+    # A text-embeddings result: {"shape": [n, d], "data": [[...], ...]} inside the v4 envelope.
     upstream = orjson.dumps({"result": {"shape": [2, 3], "data": VECTORS, "pooling": "mean"}, "success": True,
                              "errors": [], "messages": []})
     result = cloudflare().embeddings_result(upstream, "bge", {"input": ["a", "b"], "encoding_format": "base64"})

@@ -1,4 +1,4 @@
-"""Issue 4's promise: the same OpenAI SDK script runs unchanged against four models served by four
+"""One client view: the same OpenAI SDK script runs unchanged against four models served by four
 providers (fakes of OpenAI, Cloudflare Workers AI, Gemini and Anthropic), and every response, chunk
 and error passes OpenAI's official schema."""
 

@@ -10,7 +10,7 @@ from providers.openai import OpenAIAdapter, OpenAICompatibleAdapter, Passthrough
 
 KEY = "sk-proj-verysecretkey1234567890abcd"
 
-# A recorded stream (providers.md §1.5), with the usage chunk the gateway asks for.
+# A recorded chat completion stream, with the usage chunk the gateway asks for.
 RECORDED = (
     b'data: {"id":"chatcmpl-ABfw031m","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-2024-08-06",'
     b'"system_fingerprint":"fp_5050236cbd","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'

@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from gateway.errors import render
 from providers.base import Account, ProviderError
-from providers.cloudflare import CloudflareAdapter
+from providers.cloudflare.adapter import CloudflareAdapter
 from providers.registry import adapter_for
 from tests.openai_schema import assert_valid, assert_valid_sse
 
@@ -14,7 +15,7 @@ TOKEN = "cf-api-token-verysecret-0123456789"
 SCOUT = "@cf/meta/llama-4-scout-17b-16e-instruct"
 USER = [{"role": "user", "content": "hi"}]
 
-# providers.md §3.4: the composite of lines from Cloudflare's provider tests and a captured transcript.
+# A stream with a tool call: lines from Cloudflare's provider tests and a captured transcript.
 RECORDED_TOOL_STREAM = (
     b'data: {"response":"Hello"}\n\n'
     b'data: {"response":" world","p":"abdefgh"}\n\n'
@@ -30,7 +31,7 @@ RECORDED_TEXT_STREAM = (
     b'data: {"response":"","usage":{"prompt_tokens":18,"completion_tokens":2,"total_tokens":20}}\n\n'
     b"data: [DONE]\n\n"
 )
-# providers.md §3.3
+# A recorded run result with a tool call, in the v4 envelope.
 RECORDED_RESULT = (
     b'{"result":{"response":"Hello, World first appeared in 1974 ...",'
     b'"usage":{"prompt_tokens":18,"completion_tokens":52,"total_tokens":70},'
@@ -155,7 +156,7 @@ def test_parameters_that_would_change_the_answer_are_refused_naming_them(field: 
     error = info.value
     assert (error.status, error.type, error.param) == (400, "invalid_request_error", field)
     assert field in error.message and "Cloudflare" in error.message
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", render(error)[2])
 
 
 def test_neutral_values_of_unsupported_parameters_are_accepted() -> None:
@@ -167,8 +168,8 @@ def test_neutral_values_of_unsupported_parameters_are_accepted() -> None:
 
 def completion(body: bytes, max_output_tokens: int | None = None, request: dict | None = None) -> dict:
     cf = adapter()
-    cf.chat_request(request or {"messages": USER}, SCOUT, max_output_tokens)
-    result = cf.chat_result(body, "scout")
+    sent = cf.chat_request(request or {"messages": USER}, SCOUT, max_output_tokens)
+    result = cf.chat_result(body, "scout", sent.context)
     data = orjson.loads(result.body)
     assert_valid("CreateChatCompletionResponse", data)
     return {"data": data, "usage": result.usage}
@@ -198,6 +199,18 @@ def test_plain_answer_stops_and_an_answer_at_the_limit_sent_is_cut_for_length() 
     assert completion(body(5), request={"messages": USER, "max_tokens": 5})["data"]["choices"][0]["finish_reason"] == "length"
     # Nothing sent: Workers AI's own default of 256 applied.
     assert completion(body(256))["data"]["choices"][0]["finish_reason"] == "length"
+
+
+def test_the_adapter_keeps_nothing_between_calls_the_request_context_carries_the_limit() -> None:
+    cf = adapter()
+    small = cf.chat_request({"messages": USER, "max_tokens": 5}, SCOUT)
+    large = cf.chat_request({"messages": USER, "max_tokens": 500}, SCOUT)
+    assert vars(cf) == {"account": cf.account}
+    answer = orjson.dumps({"result": {"response": "Hi", "usage": {"prompt_tokens": 3, "completion_tokens": 5,
+                                                                  "total_tokens": 8}}, "success": True})
+    finish = lambda context: orjson.loads(cf.chat_result(answer, "scout", context).body)["choices"][0][  # noqa: E731
+        "finish_reason"]
+    assert (finish(small.context), finish(large.context)) == ("length", "stop")
 
 
 def test_json_mode_object_response_is_serialised_and_missing_usage_is_omitted() -> None:
@@ -241,9 +254,9 @@ def test_stream_without_include_usage_has_no_usage_chunk_but_notes_usage() -> No
 
 def test_stream_reaching_the_limit_sent_finishes_with_length() -> None:
     cf = adapter()
-    cf.chat_request({"messages": USER, "stream": True, "max_tokens": 2}, SCOUT)
+    sent = cf.chat_request({"messages": USER, "stream": True, "max_tokens": 2}, SCOUT)
     events = assert_valid_sse("CreateChatCompletionStreamResponse",
-                              run_stream(cf.chat_stream("scout", False), RECORDED_TEXT_STREAM, 50).decode())
+                              run_stream(cf.chat_stream("scout", False, sent.context), RECORDED_TEXT_STREAM, 50).decode())
     assert deltas(events)[2][-1] == "length"
 
 
@@ -299,7 +312,7 @@ def test_client_errors_keep_their_status_with_cloudflares_message() -> None:
     assert (error.status, error.type, error.code) == (404, "invalid_request_error", "model_not_found")
     assert "No such model" in error.message and "5007" in error.message
     assert adapter().error(413, envelope(3006, "Request too large")).status == 413
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", render(error)[2])
 
 
 def test_capacity_and_quota_errors_are_rate_limits_and_server_errors_are_502() -> None:

@@ -1,28 +1,14 @@
-"""Anthropic's Messages API (``POST /v1/messages``) behind OpenAI's chat completions interface.
-
-The request is rebuilt by ``providers/anthropic_request.py``; here answers, stream events and
-errors are rebuilt in OpenAI's shapes.
-"""
+"""Anthropic answers -> OpenAI chat completions: whole (``completion``) or streamed (``AnthropicStream``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from providers.anthropic_request import request_body
-from providers.base import (
-    Adapter,
-    ChatResult,
-    ProviderError,
-    SSEBuffer,
-    StreamTranslator,
-    UpstreamRequest,
-    Usage,
-)
-
-API_VERSION = "2023-06-01"
+from providers.base import ProviderError, SSEBuffer, StreamTranslator, Usage
 
 FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -44,7 +30,6 @@ ERRORS: dict[str, tuple[int, str | None, str | None]] = {
     "overloaded_error": (529, None, "upstream_overloaded"),
 }
 
-# -- answers ---------------------------------------------------------------------------------------
 
 def _counts(usage: Any, into: dict[str, int] | None = None) -> dict[str, int]:
     counts = into if into is not None else {}
@@ -76,11 +61,13 @@ class AnthropicStream(StreamTranslator):
     """Anthropic's named SSE events in, OpenAI ``chat.completion.chunk`` events out.
 
     Tool calls are numbered 0..k-1 in the order they start, not by Anthropic's block index.
-    An ``error`` event becomes a ProviderError, raised once the bytes before it are handed on.
+    An ``error`` event becomes a ProviderError (``to_error``: the adapter's translation of an error
+    body with the status it stands for), raised once the bytes before it are handed on.
     """
 
-    def __init__(self, adapter: AnthropicAdapter, public_model: str, include_usage: bool) -> None:
-        self._adapter = adapter
+    def __init__(self, public_model: str, include_usage: bool,
+                 to_error: Callable[[int, bytes], ProviderError]) -> None:
+        self._to_error = to_error
         self._base = {"id": "chatcmpl-anthropic", "object": "chat.completion.chunk", "created": int(time.time()),
                       "model": public_model}
         self._include_usage = include_usage
@@ -195,79 +182,30 @@ class AnthropicStream(StreamTranslator):
     def _on_error(self, payload: dict[str, Any]) -> bytes:
         error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
         status = ERRORS.get(error.get("type"), (502,))[0]
-        self._error = self._adapter.error(status, orjson.dumps(payload))
+        self._error = self._to_error(status, orjson.dumps(payload))
         return b""
 
 
-class AnthropicAdapter(Adapter):
-    kind = "anthropic"
-    label = "Anthropic"
-    default_base_url = "https://api.anthropic.com/v1"
-
-    def headers(self) -> dict[str, str]:
-        options = self.account.options
-        headers = {"x-api-key": self.account.api_key,
-                   "anthropic-version": str(options.get("anthropic_version") or API_VERSION),
-                   "content-type": "application/json"}
-        if options.get("anthropic_beta"):
-            headers["anthropic-beta"] = str(options["anthropic_beta"])
-        extra = options.get("headers")
-        if isinstance(extra, dict):
-            headers.update({str(k): str(v) for k, v in extra.items()})
-        return headers
-
-    def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
-        payload = request_body(body, upstream_model, max_output_tokens)
-        return UpstreamRequest("POST", f"{self.base_url}/messages", self.headers(), orjson.dumps(payload))
-
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict) or data.get("type") != "message" or not isinstance(data.get("content"), list):
-            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not an "
-                                "Anthropic message.", "upstream_error", "upstream_bad_response")
-        blocks = [b for b in data["content"] if isinstance(b, dict)]
-        text = "".join(str(b.get("text") or "") for b in blocks if b.get("type") == "text")
-        tool_calls = [{"id": b.get("id", ""), "type": "function",
-                       "function": {"name": b.get("name", ""), "arguments": orjson.dumps(b.get("input") or {}).decode()}}
-                      for b in blocks if b.get("type") == "tool_use"]
-        message: dict[str, Any] = {"role": "assistant", "content": text if text or not tool_calls else None,
-                                   "refusal": None}
-        if tool_calls:
-            message["tool_calls"] = tool_calls
-        counts = _counts(data.get("usage"))
-        completion = {
-            "id": str(data.get("id") or "chatcmpl-anthropic"), "object": "chat.completion", "created": int(time.time()),
-            "model": public_model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": finish_reason(data.get("stop_reason"))}],
-            "usage": openai_usage(counts),
-        }
-        return ChatResult(orjson.dumps(completion), gateway_usage(counts))
-
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
-        return AnthropicStream(self, public_model, include_usage)
-
-    def error(self, status: int, body: bytes, retry_after: str | None = None) -> ProviderError:
-        # 529 "overloaded" means try again later: a 503 for the client; a billing problem is the gateway's.
-        return super().error({529: 503, 402: 502}.get(status, status), body, retry_after)
-
-    def parse_error_body(self, body: bytes) -> tuple[str, str | None, str | None, str | None]:
-        """Anthropic's ``{"type": "error", "error": {"type", "message"}}``."""
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return "", None, None, None
-        error = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(error, dict):
-            return "", None, None, None
-        message = error.get("message")
-        _, type_, code = ERRORS.get(error.get("type"), (0, None, None))
-        return (message if isinstance(message, str) else "", type_, code, None)
-
-    def models_request(self) -> UpstreamRequest:
-        headers = self.headers()
-        headers.pop("content-type")
-        return UpstreamRequest("GET", f"{self.base_url}/models", headers)
+def completion(data: Any, public_model: str, account: str) -> tuple[dict[str, Any], Usage]:
+    """An OpenAI ``chat.completion`` for an Anthropic message (parsed JSON), and its usage; else a 502."""
+    if not isinstance(data, dict) or data.get("type") != "message" or not isinstance(data.get("content"), list):
+        raise ProviderError(502, f"The upstream '{account}' returned a response that is not an "
+                            "Anthropic message.", "upstream_error", "upstream_bad_response")
+    blocks = [b for b in data["content"] if isinstance(b, dict)]
+    text = "".join(str(b.get("text") or "") for b in blocks if b.get("type") == "text")
+    tool_calls = [{"id": b.get("id", ""), "type": "function",
+                   "function": {"name": b.get("name", ""), "arguments": orjson.dumps(b.get("input") or {}).decode()}}
+                  for b in blocks if b.get("type") == "tool_use"]
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not tool_calls else None,
+                               "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    counts = _counts(data.get("usage"))
+    document = {
+        "id": str(data.get("id") or "chatcmpl-anthropic"), "object": "chat.completion", "created": int(time.time()),
+        "model": public_model,
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": finish_reason(data.get("stop_reason"))}],
+        "usage": openai_usage(counts),
+    }
+    return document, gateway_usage(counts)

@@ -8,58 +8,49 @@ define (``top_k``, ``thinking``, ...) go to Anthropic untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from providers.base import ProviderError
+from providers.errors import ProviderError
+from providers.parameters import ParameterPolicy, Refuse, invalid, other_than, refusal, truthy
 
+LABEL = "Anthropic"
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
-# OpenAI parameters that would change the answer and that Anthropic cannot honour: refused.
-REFUSED: dict[str, Callable[[Any], bool]] = {
-    "n": lambda v: v not in (None, 1),
-    "logprobs": lambda v: bool(v),
-    "top_logprobs": lambda v: v not in (None, 0),
-    "logit_bias": lambda v: bool(v),
-    "presence_penalty": lambda v: v not in (None, 0),
-    "frequency_penalty": lambda v: v not in (None, 0),
-    "response_format": lambda v: isinstance(v, dict) and v.get("type") not in (None, "text"),
-    "audio": lambda v: v is not None,
-    "modalities": lambda v: isinstance(v, list) and any(m != "text" for m in v),
-    "web_search_options": lambda v: v is not None,
-    "reasoning_effort": lambda v: v is not None,
-    "verbosity": lambda v: v not in (None, "medium"),
-    "moderation": lambda v: v is not None,
-    "functions": lambda v: v is not None,
-    "function_call": lambda v: v is not None,
-}
-
-# OpenAI parameters that leave the answer as it is: dropped (stream_options is the gateway's own).
-DROPPED = frozenset({
-    "seed", "store", "metadata", "service_tier", "prediction", "prompt_cache_key", "prompt_cache_retention",
-    "prompt_cache_options", "stream_options",
-})
-
-MAPPED = frozenset({
-    "messages", "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream", "user",
-    "safety_identifier", "tools", "tool_choice", "parallel_tool_calls",
-})
-OPENAI_FIELDS = MAPPED | DROPPED | frozenset(REFUSED)
+PARAMETERS = ParameterPolicy(
+    mapped=frozenset({"messages", "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
+                      "stream", "user", "safety_identifier", "tools", "tool_choice", "parallel_tool_calls"}),
+    # They leave the answer as it is (stream_options is the gateway's own).
+    dropped=frozenset({"seed", "store", "metadata", "service_tier", "prediction", "prompt_cache_key",
+                       "prompt_cache_retention", "prompt_cache_options", "stream_options"}),
+    # They would change the answer and Anthropic cannot honour them; their neutral values are dropped.
+    refused={
+        "n": Refuse(other_than(1)),
+        "logprobs": Refuse(truthy),
+        "top_logprobs": Refuse(other_than(0)),
+        "logit_bias": Refuse(truthy),
+        "presence_penalty": Refuse(other_than(0)),
+        "frequency_penalty": Refuse(other_than(0)),
+        "response_format": Refuse(lambda v: isinstance(v, dict) and v.get("type") not in (None, "text")),
+        "audio": Refuse(),
+        "modalities": Refuse(lambda v: isinstance(v, list) and any(m != "text" for m in v)),
+        "web_search_options": Refuse(),
+        "reasoning_effort": Refuse(),
+        "verbosity": Refuse(other_than("medium")),
+        "moderation": Refuse(),
+        "functions": Refuse(),
+        "function_call": Refuse(),
+    },
+    # Fields OpenAI does not define (top_k, thinking, ...) are Anthropic's own: sent as they are.
+    unknown=None,
+)
 
 
 def unsupported(param: str, what: str | None = None) -> ProviderError:
-    return ProviderError(
-        400, f"{what or f'The parameter {param!r}'} is not supported by the Anthropic provider that serves "
-        "this model; remove it or use a model from another provider.",
-        "invalid_request_error", "unsupported_parameter", param=param,
-    )
-
-
-def invalid(param: str, message: str) -> ProviderError:
-    return ProviderError(400, message, "invalid_request_error", "invalid_value", param=param)
+    """The refusal of ``param``; ``what`` names the refused thing when it is not the whole parameter."""
+    return refusal(LABEL, param, subject=what or "")
 
 
 # -- request ---------------------------------------------------------------------------------------
@@ -141,8 +132,8 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any
 def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str) or not call_id:
-        raise ProviderError(400, f"Missing required parameter: '{where}.tool_call_id'.", "invalid_request_error",
-                            "missing_required_parameter", f"{where}.tool_call_id")
+        raise invalid(f"{where}.tool_call_id", f"Missing required parameter: '{where}.tool_call_id'.",
+                      "missing_required_parameter")
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
     content = message.get("content")
     if isinstance(content, str):
@@ -218,11 +209,9 @@ def convert_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
 
 def request_body(body: dict[str, Any], upstream_model: str, max_output_tokens: int | None) -> dict[str, Any]:
     """The Messages API body for an OpenAI chat completion body (``max_output_tokens``: the registry default)."""
-    for name, refused in REFUSED.items():
-        if refused(body.get(name)):
-            raise unsupported(name)
+    PARAMETERS.check(body, LABEL)
     system, messages = convert_messages(body.get("messages") or [])
-    payload: dict[str, Any] = {k: v for k, v in body.items() if k not in OPENAI_FIELDS}
+    payload: dict[str, Any] = PARAMETERS.unknown_fields(body)
     limit = next((v for v in (body.get("max_completion_tokens"), body.get("max_tokens"), max_output_tokens)
                   if v is not None), DEFAULT_MAX_TOKENS)
     payload.update(model=upstream_model, max_tokens=limit, messages=messages)

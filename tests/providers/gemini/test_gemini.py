@@ -7,8 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.errors import render
 from providers.base import Account, ProviderError
-from providers.gemini import GeminiAdapter, GeminiStream
+from providers.gemini.adapter import GeminiAdapter
+from providers.gemini.response import GeminiStream
 from providers.registry import adapter_class
 from tests.openai_schema import assert_valid, assert_valid_sse
 
@@ -17,7 +19,7 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
           "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
                          "additionalProperties": False}}}]
 
-# Recorded answers and stream (providers.md §2.3 and §2.4, from FirebaseExtended/vertexai-sdk-test-data).
+# Recorded answers and stream (from FirebaseExtended/vertexai-sdk-test-data).
 RECORDED_UNARY = (
     b'{"candidates": [{"content": {"parts": [{"text": "Google\'s headquarters is in **Mountain View, California**.\\n"}],'
     b'"role": "model"},"finishReason": "STOP", "avgLogprobs": -0.048741644079034981}],'
@@ -372,4 +374,4 @@ def test_quota_errors_are_429_with_retry_after_from_retry_info() -> None:
 def test_upstream_failures_become_gateway_statuses(status: int, body: bytes, expected: int) -> None:
     error = adapter().error(status, body)
     assert error.status == expected and error.type == "upstream_error"
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", render(error)[2])

@@ -1,38 +1,22 @@
-"""Google Gemini's native Generative Language API: ``generateContent`` and ``streamGenerateContent``.
+"""Gemini answers -> OpenAI chat completions: whole (``completion``) or streamed (``GeminiStream``).
 
-Requests are rebuilt in Gemini's shape (``contents`` with roles ``user``/``model``, a top-level
-``systemInstruction``, ``generationConfig``, ``functionDeclarations``); answers and SSE chunks
-are rebuilt as OpenAI chat completions. A field Gemini cannot honour and that would change the
-answer is refused with a 400 naming it; fields that do not change the answer are dropped.
-
-Gemini 3 models sign their function calls (``thoughtSignature``) and refuse a replayed call
-without its signature, so a signature travels inside the OpenAI tool call id (after ``.ts.``)
-and goes back on the ``functionCall`` part when the client replays the call.
+Gemini 3 models sign their function calls (``thoughtSignature``); the signature travels inside the
+OpenAI tool call id (after ``.ts.``) so that a replayed call carries it back (see ``request.py``).
+Thought parts are left out of the answer, and thought tokens count as output.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
-from providers import embeddings
-from providers.base import (
-    Adapter,
-    ChatResult,
-    ProviderError,
-    SSEBuffer,
-    StreamTranslator,
-    UpstreamRequest,
-    Usage,
-)
-from providers.gemini_request import LABEL, SIGNATURE_MARK, request_body
+from providers.base import ProviderError, SSEBuffer, StreamTranslator, Usage
+from providers.gemini.request import SIGNATURE_MARK
 
 CONTENT_FILTERED = frozenset({
     "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
@@ -41,7 +25,7 @@ CONTENT_FILTERED = frozenset({
 
 
 def finish_reason(reason: Any, called_tools: bool) -> str:
-    """OpenAI's finish_reason for a Gemini ``finishReason`` (providers.md §5.2)."""
+    """OpenAI's finish_reason for a Gemini ``finishReason``: a cut answer is "length", a blocked one "content_filter"."""
     if reason == "MAX_TOKENS":
         return "length"
     if reason in CONTENT_FILTERED:
@@ -105,7 +89,7 @@ def _index(candidate: dict[str, Any], position: int) -> int:
     return index if isinstance(index, int) else position
 
 
-def _blocked(data: dict[str, Any]) -> bool:
+def blocked(data: dict[str, Any]) -> bool:
     feedback = data.get("promptFeedback")
     return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
 
@@ -126,7 +110,7 @@ def completion(data: dict[str, Any], public_model: str) -> dict[str, Any]:
             numbered += len(calls)
         choices.append({"index": _index(candidate, position), "message": message, "logprobs": None,
                         "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls))})
-    if not choices and _blocked(data):  # the prompt itself was blocked: an empty, filtered answer
+    if not choices and blocked(data):  # the prompt itself was blocked: an empty, filtered answer
         choices.append({"index": 0, "message": {"role": "assistant", "content": "", "refusal": None},
                         "logprobs": None, "finish_reason": "content_filter"})
     document: dict[str, Any] = {"id": _completion_id(data), "object": "chat.completion", "created": int(time.time()),
@@ -200,7 +184,7 @@ class GeminiStream(StreamTranslator):
         for position, candidate in enumerate(candidates if isinstance(candidates, list) else []):
             if isinstance(candidate, dict):
                 out.append(self._candidate(_index(candidate, position), candidate))
-        if not candidates and _blocked(data):
+        if not candidates and blocked(data):
             self._blocked = True
             for index in sorted(self._started.keys() - self._ended) or [0]:
                 out.append(self._begin(index) + self._delta(index, {}, "content_filter"))
@@ -241,107 +225,3 @@ class GeminiStream(StreamTranslator):
         if usage is not None:
             chunk["usage"] = usage
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-
-# -- errors -----------------------------------------------------------------------------------------
-
-def google_error(body: bytes) -> dict[str, Any] | None:
-    """The ``error`` object of Google's RPC-style body, also when wrapped in a list."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, list) and data:
-        data = data[0]
-    error = data.get("error") if isinstance(data, dict) else None
-    return error if isinstance(error, dict) else None
-
-
-def _details(error: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    details = error.get("details")
-    return [d for d in details if isinstance(d, dict) and str(d.get("@type", "")).endswith(kind)] \
-        if isinstance(details, list) else []
-
-
-def retry_delay(error: dict[str, Any]) -> str | None:
-    """``google.rpc.RetryInfo.retryDelay`` ("47s", "1.5s") as whole seconds for ``Retry-After``."""
-    for info in _details(error, "google.rpc.RetryInfo"):
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)s", str(info.get("retryDelay") or ""))
-        if match:
-            return str(math.ceil(float(match.group(1))))
-    return None
-
-
-# -- the adapter ------------------------------------------------------------------------------------
-
-class GeminiAdapter(Adapter):
-    kind = "gemini"
-    label = LABEL
-    default_base_url = "https://generativelanguage.googleapis.com/v1beta"
-
-    def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.account.api_key:  # a header, never ?key=: URLs end up in logs
-            headers["x-goog-api-key"] = self.account.api_key
-        return headers
-
-    def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
-        payload = request_body(body, max_output_tokens)
-        model = quote(upstream_model.removeprefix("models/"), safe="")
-        method = "streamGenerateContent?alt=sse" if body.get("stream") else "generateContent"
-        return UpstreamRequest("POST", f"{self.base_url}/models/{model}:{method}", self.headers(), orjson.dumps(payload))
-
-    def chat_result(self, body: bytes, public_model: str) -> ChatResult:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict) or not (data.get("candidates") or _blocked(data)):
-            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response without an answer.",
-                                "upstream_error", "upstream_bad_response")
-        usage = usage_of(data.get("usageMetadata"))
-        return ChatResult(orjson.dumps(completion(data, public_model)), usage[0] if usage else None)
-
-    def chat_stream(self, public_model: str, include_usage: bool) -> StreamTranslator:
-        return GeminiStream(public_model, include_usage, self.error)
-
-    def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
-        model = upstream_model.removeprefix("models/")
-        payload = embeddings.gemini_request(body, model, LABEL)
-        url = f"{self.base_url}/models/{quote(model, safe='')}:batchEmbedContents"
-        return UpstreamRequest("POST", url, self.headers(), orjson.dumps(payload))
-
-    def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-        return embeddings.embedding_list(embeddings.gemini_vectors(data), public_model, request, self.account.name)
-
-    def models_request(self) -> UpstreamRequest:
-        return UpstreamRequest("GET", f"{self.base_url}/models", self.headers())
-
-    def error(self, status: int, body: bytes, retry_after: str | None = None) -> ProviderError:
-        error = google_error(body)
-        if error is not None:
-            reasons = {str(d.get("reason") or "") for d in _details(error, "google.rpc.ErrorInfo")}
-            if status == 400 and any(r.startswith("API_KEY_") for r in reasons):
-                status = 401  # Google reports a bad key as the request's fault; it is the account's
-            if status == 400 and error.get("status") == "FAILED_PRECONDITION":  # billing, region: an admin's job
-                message = self.redact(str(error.get("message") or ""))[:500]
-                return ProviderError(502, f"The provider account '{self.account.name}' cannot serve requests: {message}",
-                                     "upstream_error", "upstream_account_unusable")
-            retry_after = retry_after or retry_delay(error)
-        return super().error(status, body, retry_after)
-
-    def parse_error_body(self, body: bytes) -> tuple[str, str | None, str | None, str | None]:
-        error = google_error(body)
-        if error is None:
-            return super().parse_error_body(body)
-        message = error.get("message")
-        message = message if isinstance(message, str) else ""
-        status = error.get("status")
-        code = error.get("code")
-        if not isinstance(status, str) or (isinstance(code, int) and code >= 500):
-            return message, None, None, None  # the gateway names upstream failures itself
-        return message, None, "rate_limit_exceeded" if status == "RESOURCE_EXHAUSTED" else status.lower(), None

@@ -5,13 +5,15 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from providers.anthropic import AnthropicAdapter, AnthropicStream
+from gateway.errors import render
+from providers.anthropic.adapter import AnthropicAdapter
+from providers.anthropic.response import AnthropicStream
 from providers.base import Account, ProviderError
 from tests.openai_schema import assert_valid, assert_valid_sse
 
 KEY = "sk-ant-api03-verysecretkey1234567890abcd"
 
-# The recorded stream of providers.md §4.4 (anthropic-sdk-python fixtures).
+# A recorded text stream (anthropic-sdk-python fixtures).
 RECORDED = b"""event: message_start
 data: {"type":"message_start","message":{"id":"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK","type":"message","role":"assistant","content":[],"model":"claude-3-opus-latest","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":11,"output_tokens":1}}}
 
@@ -35,7 +37,7 @@ data: {"type":"message_stop"}
 
 """
 
-# The tool-use events of §4.4, in a whole stream: a text block first, so the tool is block 1 but call 0.
+# Tool-use events from the same fixtures, in a whole stream: a text block first, so the tool is block 1 but call 0.
 TOOL_STREAM = b"""event: message_start
 data: {"type":"message_start","message":{"id":"msg_01Tool","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-20250514","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2,"cache_read_input_tokens":100}}}
 
@@ -214,7 +216,7 @@ def test_parameters_anthropic_cannot_honour_are_a_400_naming_them(field: str, va
     error = info.value
     assert (error.status, error.type, error.code, error.param) == (400, "invalid_request_error", "unsupported_parameter", field)
     assert field in error.message and "Anthropic" in error.message
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", render(error)[2])
 
 
 def test_harmless_parameters_are_accepted_and_not_sent() -> None:
@@ -377,7 +379,7 @@ def anthropic_error(type_: str, message: str) -> bytes:
 def test_anthropic_errors_map_to_openai_errors(status, type_, expected_status, expected_type, expected_code) -> None:
     error = adapter().error(status, anthropic_error(type_, f"{type_} happened"), "7" if status == 429 else None)
     assert (error.status, error.type, error.code) == (expected_status, expected_type, expected_code)
-    assert_valid("ErrorResponse", error.to_dict())
+    assert_valid("ErrorResponse", render(error)[2])
     if status < 401 or status in (404, 413, 429, 500, 529):
         assert error.message == f"{type_} happened"
     if status == 429:
