@@ -114,7 +114,7 @@ def bench(args: argparse.Namespace, services: Services, workdir: Path) -> Result
         database = Database(args.database_url, "DATABASE_URL given")
     elif args.sqlite:
         database = Database.sqlite(workdir)
-    else:  # as the issue asks: Postgres + Redis when available, else SQLite
+    else:  # Postgres + Redis when they answer (what production runs), else SQLite
         database = Database.postgres(args.postgres or DEFAULT_POSTGRES, workdir)
     if not args.sqlite:
         database.use_redis(args.redis or DEFAULT_REDIS)

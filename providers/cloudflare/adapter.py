@@ -27,6 +27,7 @@ from providers.cloudflare.response import (
     result_of,
 )
 from providers.completions import ChatOnlyAdapter
+from providers.urls import path_segments
 
 # Workers AI error codes worth an OpenAI error code of their own: unknown model, daily quota, capacity.
 _ERROR_CODES = {5007: "model_not_found", 3042: "model_not_found", 3036: "insufficient_quota",
@@ -68,8 +69,8 @@ class CloudflareAdapter(ChatOnlyAdapter):
                                {OUTPUT_LIMIT: max_tokens or WORKERS_AI_DEFAULT_MAX_TOKENS})
 
     def run_url(self, upstream_model: str) -> str:
-        model = quote(upstream_model.strip("/"), safe="/@")  # catalog names keep their slashes as path segments
-        return f"{self.account_url()}/ai/run/{model}"
+        # Catalog names such as @cf/meta/llama-3.1-8b-instruct are several path segments.
+        return f"{self.account_url()}/ai/run/{path_segments(upstream_model, slashes=True)}"
 
     def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         document, usage = completion(body, public_model, self.account, _limit(context))

@@ -16,7 +16,6 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
@@ -25,6 +24,7 @@ from providers.base import ChatResult, ProviderError, StreamTranslator, Upstream
 from providers.completions import ChatOnlyAdapter
 from providers.gemini.request import LABEL, PARAMETERS, request_body
 from providers.gemini.response import GeminiStream, blocked, completion, usage_of
+from providers.urls import path_segments
 
 # -- errors -----------------------------------------------------------------------------------------
 
@@ -71,7 +71,7 @@ class GeminiAdapter(ChatOnlyAdapter):
 
     def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
         payload = request_body(body, max_output_tokens)
-        model = quote(upstream_model.removeprefix("models/"), safe="")
+        model = path_segments(upstream_model.removeprefix("models/"))
         method = "streamGenerateContent?alt=sse" if body.get("stream") else "generateContent"
         return UpstreamRequest("POST", f"{self.base_url}/models/{model}:{method}", self.headers(), orjson.dumps(payload))
 
@@ -93,7 +93,7 @@ class GeminiAdapter(ChatOnlyAdapter):
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
         model = upstream_model.removeprefix("models/")
         payload = embeddings.gemini_request(body, model, LABEL)
-        url = f"{self.base_url}/models/{quote(model, safe='')}:batchEmbedContents"
+        url = f"{self.base_url}/models/{path_segments(model)}:batchEmbedContents"
         return UpstreamRequest("POST", url, self.headers(), orjson.dumps(payload))
 
     def embeddings_result(self, body: bytes, public_model: str, request: dict[str, Any]) -> ChatResult:
