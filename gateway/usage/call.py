@@ -68,7 +68,7 @@ class Call:
             "provider_kind": route.account.kind if route else "",
             "provider_account": route.account.name if route else "",
             "status_code": self.status,
-            "error_type": (self.error.code or self.error.type)[:64] if self.error else "",
+            "error_type": redaction.text(self.error.code or self.error.type)[:64] if self.error else "",
             "error_message": redaction.text(self.error.message)[:500] if self.error else "",
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
