@@ -12,10 +12,9 @@ from django.utils import timezone
 from gateway.access.authentication import TokenInfo
 from gateway.conf import gateway_settings
 from gateway.routing.registry import Entry, Route
+from gateway.usage.clean import clean_row
 from gateway.usage.log_writer import writer
 from providers.base import ProviderError, Usage
-
-SESSION_ID_MAX = 128
 
 
 @dataclass
@@ -51,6 +50,7 @@ class Call:
         return self.entry.cost(self.usage) if self.entry is not None else Decimal(0)
 
     def row(self) -> dict[str, Any]:
+        """The log row, every value fitting its column (gateway/usage/clean.py)."""
         usage = self.usage or Usage()
         token = self.token
         route = self.route
@@ -60,15 +60,15 @@ class Call:
             "token_id": token.id if token else None,
             "token_name": token.name if token else "",
             "team_id": token.team_id if token else None,
-            "session_id": self.session_id[:SESSION_ID_MAX],
+            "session_id": self.session_id,
             "endpoint": self.endpoint,
-            "requested_model": self.requested_model[:200],
-            "resolved_model": route.model_for(self.requested_model)[:200] if route else "",
+            "requested_model": self.requested_model,
+            "resolved_model": route.model_for(self.requested_model) if route else "",
             "provider_kind": route.account.kind if route else "",
             "provider_account": route.account.name if route else "",
             "status_code": self.status,
-            "error_type": (self.error.code or self.error.type)[:64] if self.error else "",
-            "error_message": self.error.message[:500] if self.error else "",
+            "error_type": (self.error.code or self.error.type) if self.error else "",
+            "error_message": self.error.message if self.error else "",
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
@@ -82,7 +82,9 @@ class Call:
         if gateway_settings.LOG_BODIES:
             row["request_body"] = self.request_body.decode("utf-8", "replace")
             row["response_body"] = self.response_body.decode("utf-8", "replace")
-        return row
+        # Client text (model, session id, errors quoting them, bodies) and upstream numbers, made to
+        # fit their columns: one value the database refuses must not fail the writer's batch.
+        return clean_row(row)
 
     def log(self) -> None:
         """Queue the row, once (it is queued before the client's last byte where usage is known)."""
