@@ -2,8 +2,14 @@
 
 The hot path appends a row to an in-memory queue (no I/O); one writer thread per process
 bulk-inserts queued rows every ``LOG_FLUSH_SECONDS`` or ``LOG_BATCH_SIZE`` rows, and stamps the
-tokens' ``last_used_at`` in the same pass. A failed write keeps its rows and is retried; a
-graceful shutdown (ASGI lifespan, or interpreter exit) flushes what is left.
+tokens' ``last_used_at`` in the same pass. A graceful shutdown (ASGI lifespan, or interpreter
+exit) flushes what is left.
+
+No row can stop the log. Rows are cleaned where they are built (gateway/usage/clean.py); should
+the database still refuse a batch's data, the batch is halved until the refused rows stand alone,
+each is retried once reduced to ASCII, and one refused even then is dropped, counted and logged
+with its request id, while the rest are written. A failure of the database itself (down,
+unreachable, a lock wait given up) keeps the rows for retry, up to ``MAX_QUEUED``.
 """
 
 from __future__ import annotations
@@ -15,14 +21,28 @@ import time
 from collections import deque
 from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection, transaction
 
 from gateway.conf import gateway_settings
+from gateway.usage.clean import scrub_row
 
 logger = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 5
 MAX_QUEUED = 200_000  # beyond this (database down for long) the oldest rows are dropped, loudly
+
+
+def refused(exc: BaseException) -> bool:
+    """Did the database (or its driver) refuse the rows' data, rather than fail itself?
+
+    DataError and IntegrityError come from values (NUL, too long, out of range, a constraint);
+    an error that is not the database's comes from adapting a value (a lone surrogate, an int
+    too large for SQLite). Any other DatabaseError (operational, interface, programming,
+    internal) is the database's: the rows are fine and kept for retry.
+    """
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return not isinstance(exc, DatabaseError)
 
 
 class RequestLogWriter:
@@ -33,7 +53,19 @@ class RequestLogWriter:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # Counters for this process (an admin page may show them): rows lost because the queue was
+        # full, rows the database refused even scrubbed.
         self.dropped = 0
+        self.refused = 0
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows that never reached the log: queue full, or refused by the database."""
+        return self.dropped + self.refused
+
+    def counters(self) -> dict[str, int]:
+        return {"pending": len(self._queue), "dropped": self.dropped, "refused": self.refused,
+                "dropped_rows": self.dropped_rows}
 
     def enqueue(self, row: dict[str, Any]) -> None:
         if len(self._queue) >= MAX_QUEUED:
@@ -78,13 +110,57 @@ class RequestLogWriter:
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), gateway_settings.LOG_BATCH_SIZE))]
                 try:
-                    _write(batch)
+                    written += self._write_around_refusals(batch)
                 except Exception:
-                    self._queue.extendleft(reversed(batch))
                     close_old_connections()
                     raise
-                written += len(batch)
         return written
+
+    def _write_around_refusals(self, batch: list[dict[str, Any]]) -> int:
+        """Write ``batch``; if the database refuses its data, halve it until the refused rows stand
+        alone, and give each a last chance scrubbed. A failure of the database itself puts the rows
+        not yet written back at the head of the queue and is raised."""
+        written = 0
+        chunks = deque([batch])
+        while chunks:
+            chunk = chunks.popleft()
+            try:
+                _write(chunk)
+            except Exception as exc:
+                if not refused(exc):
+                    self._queue.extendleft(reversed([row for rows in (chunk, *chunks) for row in rows]))
+                    raise
+                if chunk is batch:
+                    logger.warning("request log: the database refused a batch of %d rows (%s: %s); "
+                                   "writing it around the refused rows", len(batch), type(exc).__name__, exc)
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    chunks.extendleft([chunk[half:], chunk[:half]])
+                    continue
+                try:
+                    written += self._last_chance(chunk[0], exc)
+                except Exception:
+                    self._queue.extendleft(reversed([row for rows in (chunk, *chunks) for row in rows]))
+                    raise
+                continue
+            written += len(chunk)
+        return written
+
+    def _last_chance(self, row: dict[str, Any], exc: BaseException) -> int:
+        """One row the database refused: retried once scrubbed; dropped (counted, logged) if refused again."""
+        try:
+            _write([scrub_row(row)])
+        except Exception as again:
+            if not refused(again):
+                raise
+            self.refused += 1
+            logger.error("request log: dropped the row of request %r, refused by the database (%s: %s; "
+                         "scrubbed: %s: %s); %d dropped so far", str(row.get("request_id"))[:64],
+                         type(exc).__name__, exc, type(again).__name__, again, self.refused)
+            return 0
+        logger.warning("request log: the row of request %r was written scrubbed to ASCII (refused as built: %s: %s)",
+                       str(row.get("request_id"))[:64], type(exc).__name__, exc)
+        return 1
 
     def stop(self) -> None:
         """Flush and stop the thread (graceful shutdown)."""
