@@ -86,8 +86,15 @@ class Call:
         # fit their columns: one value the database refuses must not fail the writer's batch.
         return clean_row(row)
 
+    def auth_failed(self) -> bool:
+        """A 401 from the token check (no token was accepted), as opposed to one from upstream."""
+        return self.status == 401 and self.token is None
+
     def log(self) -> None:
-        """Queue the row, once (it is queued before the client's last byte where usage is known)."""
+        """Queue the row, once (it is queued before the client's last byte where usage is known).
+        A failed authentication past the minute's quota is only counted (``admit_auth_failure``)."""
         if not self.logged:
             self.logged = True
+            if self.auth_failed() and not writer.admit_auth_failure(self):
+                return
             writer.enqueue(self.row())

@@ -1,6 +1,11 @@
-"""No row can stop the request log."""
+"""No row can stop the request log, and a flood of failed authentications cannot fill it."""
 
 from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections import Counter
 
 import httpx
 import orjson
@@ -10,7 +15,10 @@ from django.db import DataError, OperationalError
 from gateway.models import RequestLog
 from gateway.usage import log_writer
 from gateway.usage.call import Call
-from gateway.usage.log_writer import RequestLogWriter, writer
+from gateway.usage.log_writer import AUTH_SUMMARY_ERROR_TYPE, RequestLogWriter, writer
+from providers.base import ProviderError
+
+SUMMARY = re.compile(r"(\d+) failed authentication attempts were not logged individually since \d\d:\d\d:\d\d( UTC)?")
 
 
 def chat(setup: dict, content: bytes, headers: dict | None = None) -> httpx.Response:
@@ -127,3 +135,84 @@ def test_a_database_that_is_down_keeps_the_rows_and_drops_none(monkeypatch) -> N
     with pytest.raises(OperationalError):
         test_writer.flush()
     assert test_writer.pending() == 5 and test_writer.dropped_rows == 0
+
+
+# --- failed authentications ----------------------------------------------------------------------------------------
+
+
+def auth_rows() -> tuple[list[RequestLog], list[RequestLog]]:
+    rows = list(RequestLog.objects.filter(status_code=401))
+    return ([r for r in rows if r.error_type != AUTH_SUMMARY_ERROR_TYPE],
+            [r for r in rows if r.error_type == AUTH_SUMMARY_ERROR_TYPE])
+
+
+def suppressed_in(summaries: list[RequestLog]) -> int:
+    return sum(int(SUMMARY.fullmatch(r.error_message).group(1)) for r in summaries)
+
+
+def test_a_flood_of_random_tokens_is_logged_as_its_first_rows_and_one_summary_a_minute(openai_setup: dict,
+                                                                                       settings) -> None:
+    settings.GATEWAY = {"AUTH_FAILURE_LOG_PER_MINUTE": 5}
+    gateway = openai_setup["gateway"]
+    suppressed_before = writer.suppressed
+    started = time.time()
+    with httpx.Client() as client:
+        codes = Counter(
+            client.post(f"{gateway.v1}/chat/completions", content=message("gpt-4o-mini"),
+                        headers={"Authorization": f"Bearer sk-{secrets.token_hex(16)}"}).status_code
+            for _ in range(120)
+        )
+        good = client.post(f"{gateway.v1}/chat/completions", content=message("gpt-4o-mini"),
+                           headers={"Authorization": f"Bearer {openai_setup['token']}"})
+    assert codes == {401: 120} and good.status_code == 200
+    gateway.flush_logs()
+    individual, summaries = auth_rows()
+    minutes = int(time.time() // 60) - int(started // 60) + 1  # the flood spanned this many minutes
+    assert len(individual) <= 5 * minutes and len(summaries) <= minutes - 1  # the last minute's is still counting
+    gateway.flush_logs(final=True)  # as at shutdown
+    individual, summaries = auth_rows()
+    assert len(individual) <= 5 * minutes and 1 <= len(summaries) <= minutes
+    assert len(individual) + suppressed_in(summaries) == 120
+    assert writer.suppressed - suppressed_before == suppressed_in(summaries)
+    summary = summaries[-1]
+    assert summary.endpoint == "chat.completions" and summary.status_code == 401 and summary.token_id is None
+    assert RequestLog.objects.filter(status_code=200).count() == 1  # a valid token is never held back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_summary_is_written_when_the_minute_ends_and_at_shutdown(monkeypatch, settings) -> None:
+    settings.GATEWAY = {"AUTH_FAILURE_LOG_PER_MINUTE": 3}
+    now = [600.0]  # 00:10:00
+    monkeypatch.setattr(log_writer, "_clock", lambda: now[0])
+    test_writer = RequestLogWriter()
+
+    def fail(count: int, endpoint: str = "chat.completions") -> None:
+        for i in range(count):
+            call = Call(endpoint, f"req_{endpoint}_{now[0]}_{i}")
+            call.fail(ProviderError(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+            assert call.auth_failed()
+            if test_writer.admit_auth_failure(call):
+                test_writer._queue.append(call.row())
+
+    fail(10)
+    now[0] += 59
+    fail(2, "embeddings")  # same minute: all suppressed, the last one's endpoint is the summary's
+    test_writer.close_auth_window()
+    assert test_writer.pending() == 3  # the minute has not ended
+    now[0] += 1
+    test_writer.close_auth_window()
+    assert test_writer.pending() == 4 and test_writer.suppressed == 9
+    fail(4)  # a new minute: three logged again, one suppressed
+    test_writer.stop()  # the summary of an unfinished minute is not lost at shutdown
+    individual, summaries = auth_rows()
+    assert len(individual) == 6 and len(summaries) == 2 and suppressed_in(summaries) == 10
+    assert sorted(s.endpoint for s in summaries) == ["chat.completions", "embeddings"]
+    assert test_writer.counters()["suppressed"] == 10
+
+
+def test_a_401_from_upstream_is_not_an_authentication_failure() -> None:
+    from gateway.access.authentication import TokenInfo
+
+    call = Call("chat.completions", "req_up", token=object.__new__(TokenInfo))
+    call.fail(ProviderError(401, "upstream said no", "authentication_error"))
+    assert not call.auth_failed()
