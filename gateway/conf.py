@@ -44,6 +44,11 @@ DEFAULTS: dict[str, Any] = {
     "LOG_FLUSH_SECONDS": 0.25,
     # Store prompt and completion text on log rows (off: only counts, timings and cost).
     "LOG_BODIES": False,
+    # Failed authentications (401 from the token check) logged one row each, per minute and per
+    # process; past that they are counted and each minute's count is written as one summary row
+    # (error_type "auth_failures_suppressed"), so a flood of random tokens cannot fill the log.
+    # 0: only the summaries.
+    "AUTH_FAILURE_LOG_PER_MINUTE": 60,
     # gunicorn settings used by `manage.py gateway_serve`.
     "BIND": "127.0.0.1:8000",
     "WORKERS": 2,

@@ -68,11 +68,12 @@ class LiveGateway:
     def v1(self) -> str:
         return f"{self.url}/v1"
 
-    def flush_logs(self) -> None:
-        """Write queued request-log rows now (the writer otherwise batches them)."""
+    def flush_logs(self, final: bool = False) -> None:
+        """Write queued request-log rows now (the writer otherwise batches them); ``final`` also
+        writes the summary of the failed authentications not logged this minute, and starts a new count."""
         deadline = time.monotonic() + 5
         while True:
-            writer.flush()
+            writer.flush(final=final)
             if writer.pending() == 0 or time.monotonic() > deadline:
                 return
             time.sleep(0.01)
@@ -104,7 +105,7 @@ def _gateway_server(django_db_setup: None) -> Iterator[LiveGateway]:
 def live_gateway(_gateway_server: LiveGateway, transactional_db: None) -> Iterator[LiveGateway]:
     """The real ASGI application on a real socket (uvicorn in a thread), over a clean database."""
     yield _gateway_server
-    _gateway_server.flush_logs()
+    _gateway_server.flush_logs(final=True)  # and each test starts a new minute of failed authentications
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,9 @@ from gateway import redaction
 from gateway.access.authentication import TokenInfo
 from gateway.conf import gateway_settings
 from gateway.routing.registry import Entry, Route
+from gateway.usage.clean import clean_row
 from gateway.usage.log_writer import writer
 from providers.base import ProviderError, Usage
-
-SESSION_ID_MAX = 128
 
 
 @dataclass
@@ -52,6 +51,7 @@ class Call:
         return self.entry.cost(self.usage) if self.entry is not None else Decimal(0)
 
     def row(self) -> dict[str, Any]:
+        """The log row, every value fitting its column (gateway/usage/clean.py)."""
         usage = self.usage or Usage()
         token = self.token
         route = self.route
@@ -61,15 +61,16 @@ class Call:
             "token_id": token.id if token else None,
             "token_name": token.name if token else "",
             "team_id": token.team_id if token else None,
-            "session_id": self.session_id[:SESSION_ID_MAX],
+            "session_id": self.session_id,
             "endpoint": self.endpoint,
-            "requested_model": self.requested_model[:200],
-            "resolved_model": route.model_for(self.requested_model)[:200] if route else "",
+            "requested_model": self.requested_model,
+            "resolved_model": route.model_for(self.requested_model) if route else "",
             "provider_kind": route.account.kind if route else "",
             "provider_account": route.account.name if route else "",
             "status_code": self.status,
-            "error_type": redaction.text(self.error.code or self.error.type)[:64] if self.error else "",
-            "error_message": redaction.text(self.error.message)[:500] if self.error else "",
+            # (upstream texts and codes may quote a provider key)
+            "error_type": redaction.text(self.error.code or self.error.type) if self.error else "",
+            "error_message": redaction.text(self.error.message) if self.error else "",
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
@@ -83,10 +84,19 @@ class Call:
         if gateway_settings.LOG_BODIES:
             row["request_body"] = redaction.text(self.request_body.decode("utf-8", "replace"))
             row["response_body"] = redaction.text(self.response_body.decode("utf-8", "replace"))
-        return row
+        # Client text (model, session id, errors quoting them, bodies) and upstream numbers, made to
+        # fit their columns: one value the database refuses must not fail the writer's batch.
+        return clean_row(row)
+
+    def auth_failed(self) -> bool:
+        """A 401 from the token check (no token was accepted), as opposed to one from upstream."""
+        return self.status == 401 and self.token is None
 
     def log(self) -> None:
-        """Queue the row, once (it is queued before the client's last byte where usage is known)."""
+        """Queue the row, once (it is queued before the client's last byte where usage is known).
+        A failed authentication past the minute's quota is only counted (``admit_auth_failure``)."""
         if not self.logged:
             self.logged = True
+            if self.auth_failed() and not writer.admit_auth_failure(self):
+                return
             writer.enqueue(self.row())

@@ -2,8 +2,17 @@
 
 The hot path appends a row to an in-memory queue (no I/O); one writer thread per process
 bulk-inserts queued rows every ``LOG_FLUSH_SECONDS`` or ``LOG_BATCH_SIZE`` rows, and stamps the
-tokens' ``last_used_at`` in the same pass. A failed write keeps its rows and is retried; a
-graceful shutdown (ASGI lifespan, or interpreter exit) flushes what is left.
+tokens' ``last_used_at`` in the same pass. A graceful shutdown (ASGI lifespan, or interpreter
+exit) flushes what is left.
+
+No row can stop the log. Rows are cleaned where they are built (gateway/usage/clean.py); should
+the database still refuse a batch's data, the batch is halved until the refused rows stand alone,
+each is retried once reduced to ASCII, and one refused even then is dropped, counted and logged
+with its request id, while the rest are written. A failure of the database itself (down,
+unreachable, a lock wait given up) keeps the rows for retry, up to ``MAX_QUEUED``.
+
+Failed authentications are bounded too (``AUTH_FAILURE_LOG_PER_MINUTE``): past that many in a
+minute, one summary row per minute counts the rest, so a flood of random tokens cannot fill the log.
 """
 
 from __future__ import annotations
@@ -13,16 +22,42 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection, transaction
+from django.utils import timezone
 
 from gateway.conf import gateway_settings
+from gateway.usage.clean import scrub_row
 
 logger = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 5
 MAX_QUEUED = 200_000  # beyond this (database down for long) the oldest rows are dropped, loudly
+AUTH_SUMMARY_ERROR_TYPE = "auth_failures_suppressed"
+
+_clock = time.time  # wall clock, whose minutes bound the auth-failure windows (tests replace it)
+
+
+class Loggable(Protocol):
+    """What the writer keeps of the last failed authentication it did not log: its row becomes the summary."""
+
+    created_at: Any
+
+    def row(self) -> dict[str, Any]: ...
+
+
+def refused(exc: BaseException) -> bool:
+    """Did the database (or its driver) refuse the rows' data, rather than fail itself?
+
+    DataError and IntegrityError come from values (NUL, too long, out of range, a constraint);
+    an error that is not the database's comes from adapting a value (a lone surrogate, an int
+    too large for SQLite). Any other DatabaseError (operational, interface, programming,
+    internal) is the database's: the rows are fine and kept for retry.
+    """
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return not isinstance(exc, DatabaseError)
 
 
 class RequestLogWriter:
@@ -33,19 +68,91 @@ class RequestLogWriter:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # Counters for this process (an admin page may show them): rows lost because the queue was
+        # full, rows the database refused even scrubbed, failed authentications counted in a
+        # summary row instead of logged one by one.
         self.dropped = 0
+        self.refused = 0
+        self.suppressed = 0
+        # The current minute's failed authentications.
+        self._auth_lock = threading.Lock()
+        self._auth_minute = 0
+        self._auth_logged = 0
+        self._auth_suppressed = 0
+        self._auth_first: Any = None  # created_at of the first one suppressed this minute
+        self._auth_last: Loggable | None = None  # the last one suppressed (its row becomes the summary)
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows that never reached the log: queue full, or refused by the database."""
+        return self.dropped + self.refused
+
+    def counters(self) -> dict[str, int]:
+        return {"pending": len(self._queue), "dropped": self.dropped, "refused": self.refused,
+                "dropped_rows": self.dropped_rows, "suppressed": self.suppressed}
 
     def enqueue(self, row: dict[str, Any]) -> None:
+        self._append(row)
+        if self._thread is None:
+            self.start()
+        elif len(self._queue) >= gateway_settings.LOG_BATCH_SIZE:
+            self._wake.set()
+
+    def _append(self, row: dict[str, Any]) -> None:
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 logger.error("request log queue full: %d rows dropped so far", self.dropped)
         self._queue.append(row)
-        if self._thread is None:
-            self.start()
-        elif len(self._queue) >= gateway_settings.LOG_BATCH_SIZE:
-            self._wake.set()
+
+    def admit_auth_failure(self, call: Loggable) -> bool:
+        """Should this failed authentication (a 401 from the token check) be logged on its own row?
+
+        The first ``AUTH_FAILURE_LOG_PER_MINUTE`` of each minute are; the others are counted, and
+        the minute's count is written as one summary row when it ends (or at shutdown).
+        """
+        limit = gateway_settings.AUTH_FAILURE_LOG_PER_MINUTE
+        with self._auth_lock:
+            minute = int(_clock() // 60)
+            if minute != self._auth_minute:
+                self._close_auth_minute()
+                self._auth_minute = minute
+            if self._auth_logged < limit:
+                self._auth_logged += 1
+                return True
+            self._auth_suppressed += 1
+            self.suppressed += 1
+            if self._auth_first is None:
+                self._auth_first = call.created_at
+            self._auth_last = call
+            return False
+
+    def _close_auth_minute(self) -> None:
+        """Queue the summary of the failed authentications not logged (if any); start a new count.
+        Called with ``_auth_lock`` held."""
+        last, count, first = self._auth_last, self._auth_suppressed, self._auth_first
+        self._auth_logged = self._auth_suppressed = 0
+        self._auth_first = self._auth_last = None
+        if last is None or not count:
+            return
+        since = timezone.localtime(first) if timezone.is_aware(first) else first
+        row = last.row()
+        row.update(
+            status_code=401, error_type=AUTH_SUMMARY_ERROR_TYPE, latency_ms=0, ttft_ms=None,
+            error_message=f"{count} failed authentication attempts were not logged individually "
+                          f"since {since:%H:%M:%S %Z}".rstrip(),
+        )
+        self._append(row)  # written by the next flush (this may run in the writer thread, or at shutdown)
+        logger.warning("request log: %d failed authentications in a minute were summarised in one row", count)
+
+    def close_auth_window(self, force: bool = False) -> None:
+        """Queue the auth-failure summary if its minute has ended (or now, with ``force``)."""
+        with self._auth_lock:
+            minute = int(_clock() // 60)
+            if force or minute != self._auth_minute:
+                self._close_auth_minute()
+                self._auth_minute = minute
 
     def start(self) -> None:
         with self._start_lock:
@@ -64,6 +171,7 @@ class RequestLogWriter:
                 self._wake.wait(interval)
                 self._wake.clear()
                 try:
+                    self.close_auth_window()
                     self.flush()
                 except Exception:
                     logger.exception("request log write failed; %d rows kept for retry", len(self._queue))
@@ -71,23 +179,70 @@ class RequestLogWriter:
         finally:
             connection.close()  # this thread's own connection: nothing else would close it
 
-    def flush(self) -> int:
-        """Write everything queued now; returns how many rows were written."""
+    def flush(self, final: bool = False) -> int:
+        """Write everything queued now; returns how many rows were written. ``final`` (as at
+        shutdown) also writes the current minute's auth-failure summary and starts a new count."""
+        if final:
+            self.close_auth_window(force=True)
         written = 0
         with self._lock:
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), gateway_settings.LOG_BATCH_SIZE))]
                 try:
-                    _write(batch)
+                    written += self._write_around_refusals(batch)
                 except Exception:
-                    self._queue.extendleft(reversed(batch))
                     close_old_connections()
                     raise
-                written += len(batch)
         return written
 
+    def _write_around_refusals(self, batch: list[dict[str, Any]]) -> int:
+        """Write ``batch``; if the database refuses its data, halve it until the refused rows stand
+        alone, and give each a last chance scrubbed. A failure of the database itself puts the rows
+        not yet written back at the head of the queue and is raised."""
+        written = 0
+        chunks = deque([batch])
+        while chunks:
+            chunk = chunks.popleft()
+            try:
+                _write(chunk)
+            except Exception as exc:
+                if not refused(exc):
+                    self._queue.extendleft(reversed([row for rows in (chunk, *chunks) for row in rows]))
+                    raise
+                if chunk is batch:
+                    logger.warning("request log: the database refused a batch of %d rows (%s: %s); "
+                                   "writing it around the refused rows", len(batch), type(exc).__name__, exc)
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    chunks.extendleft([chunk[half:], chunk[:half]])
+                    continue
+                try:
+                    written += self._last_chance(chunk[0], exc)
+                except Exception:
+                    self._queue.extendleft(reversed([row for rows in (chunk, *chunks) for row in rows]))
+                    raise
+                continue
+            written += len(chunk)
+        return written
+
+    def _last_chance(self, row: dict[str, Any], exc: BaseException) -> int:
+        """One row the database refused: retried once scrubbed; dropped (counted, logged) if refused again."""
+        try:
+            _write([scrub_row(row)])
+        except Exception as again:
+            if not refused(again):
+                raise
+            self.refused += 1
+            logger.error("request log: dropped the row of request %r, refused by the database (%s: %s; "
+                         "scrubbed: %s: %s); %d dropped so far", str(row.get("request_id"))[:64],
+                         type(exc).__name__, exc, type(again).__name__, again, self.refused)
+            return 0
+        logger.warning("request log: the row of request %r was written scrubbed to ASCII (refused as built: %s: %s)",
+                       str(row.get("request_id"))[:64], type(exc).__name__, exc)
+        return 1
+
     def stop(self) -> None:
-        """Flush and stop the thread (graceful shutdown)."""
+        """Flush (with the auth-failure summary) and stop the thread (graceful shutdown)."""
         self._stopping = True
         self._wake.set()
         thread = self._thread
@@ -95,7 +250,7 @@ class RequestLogWriter:
             thread.join(timeout=10)
         self._thread = None
         try:
-            self.flush()
+            self.flush(final=True)
         except Exception:
             logger.exception("request log: %d rows could not be written at shutdown", len(self._queue))
         finally:
