@@ -70,8 +70,12 @@ def raw_token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str 
     return None
 
 
+# Known tokens and unknown digests are kept apart: a flood of random tokens fills (and, when full,
+# empties) only the second, so the real tokens' entries stay and their requests make no query.
 _cache: dict[str, tuple[TokenInfo | None, float]] = {}
+_unknown: dict[str, tuple[TokenInfo | None, float]] = {}
 invalidation.register(_cache.clear)
+invalidation.register(_unknown.clear)
 
 
 def load_token(digest: str) -> TokenInfo | None:
@@ -90,16 +94,18 @@ def load_token(digest: str) -> TokenInfo | None:
 
 
 def _cached(digest: str) -> tuple[bool, TokenInfo | None]:
-    hit = _cache.get(digest)
+    hit = _cache.get(digest) or _unknown.get(digest)
     if hit is not None and time.monotonic() - hit[1] < gateway_settings.CACHE_SECONDS:
         return True, hit[0]
     return False, None
 
 
 def _remember(digest: str, info: TokenInfo | None) -> TokenInfo | None:
-    if len(_cache) >= MAX_CACHED_TOKENS:
-        _cache.clear()
-    _cache[digest] = (info, time.monotonic())
+    cache, other = (_cache, _unknown) if info is not None else (_unknown, _cache)
+    other.pop(digest, None)
+    if len(cache) >= MAX_CACHED_TOKENS:
+        cache.clear()
+    cache[digest] = (info, time.monotonic())
     return info
 
 

@@ -93,3 +93,15 @@ def test_concurrent_requests_with_an_uncached_token_share_one_lookup(monkeypatch
         return await asyncio.gather(*(authentication.authenticate("sk-gw-same") for _ in range(50)))
 
     assert len(asyncio.run(many())) == 50 and len(calls) == 1
+
+
+@pytest.mark.django_db
+def test_a_flood_of_unknown_tokens_does_not_evict_the_real_ones(django_assert_num_queries, monkeypatch) -> None:
+    monkeypatch.setattr(authentication, "MAX_CACHED_TOKENS", 50)
+    raw = make_token()
+    authentication.authenticate_sync(raw)
+    for i in range(200):
+        with pytest.raises(GatewayError):
+            authentication.authenticate_sync(f"sk-gw-random-{i}")
+    with django_assert_num_queries(0):
+        authentication.authenticate_sync(raw)
