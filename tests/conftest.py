@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,6 +27,16 @@ UPSTREAM_KEY = "sk-Zq8vN3xK7pLm2RtY9wBc4HdJ6fGs1Ae5"  # random-looking, as real 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--require-services", action="store_true",
                      help="Fail (instead of skipping) tests that need PostgreSQL and Redis when they are not configured.")
+    parser.addoption("--fuzz", action="store_true",
+                     help="Collect tests/test_fuzz.py too (schemathesis against the live gateway; minutes, so CI "
+                          "runs it in a step of its own).")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The fuzz test is left out of the default run (it is not even imported) unless --fuzz is given."""
+    if collection_path.name == "test_fuzz.py" and not config.getoption("--fuzz"):
+        return True
+    return None
 
 
 @pytest.fixture

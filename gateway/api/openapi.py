@@ -30,7 +30,13 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_mocked_view
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,6 +51,7 @@ ERRORS: dict[int, str] = {
     403: "This token may not use the model (`code: model_not_allowed`).",
     404: "Unknown model (`code: model_not_found`).",
     413: "The request body is larger than the gateway's limit (`code: request_too_large`).",
+    415: "The body is not sent as `application/json` (`code: unsupported_media_type`).",
     429: "The upstream's rate limit (`type: rate_limit_error`); wait for `Retry-After` seconds.",
     502: "The upstream could not be reached, answered something unreadable, or rejected the gateway's "
          "provider key (the key is never shown).",
@@ -106,6 +113,43 @@ class GatewayTokenScheme(OpenApiAuthenticationExtension):
         return [{name: []} for name in self.name]
 
 
+# --- Request examples ------------------------------------------------------------------------
+
+def examples(*bodies: tuple[str, dict[str, Any]]) -> list[OpenApiExample]:
+    """Request examples, (summary, body) each; the first is what Swagger's "Try it out" sends. Each must be
+    a request the gateway accepts with the default registry: a test sends every one to the live gateway."""
+    return [OpenApiExample(summary, value=body, request_only=True) for summary, body in bodies]
+
+
+HELLO = [{"role": "user", "content": "Hello!"}]
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+LLAMA = "@cf/meta/llama-4-scout-17b-16e-instruct"  # legacy completions need a model that is not OpenAI's chat-only
+CHAT_EXAMPLES = examples(
+    ("A chat", {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are terse."}, *HELLO]}),
+    ("Streamed, with a final usage chunk",
+     {"model": "gpt-4o-mini", "messages": HELLO, "stream": True, "stream_options": {"include_usage": True}}),
+    ("With a tool", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Weather in Paris?"}],
+                     "tools": [WEATHER_TOOL], "tool_choice": "auto"}),
+    ("Content parts and sampling", {"model": "gpt-4o-mini", "max_tokens": 64, "temperature": 0.2,
+                                    "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello!"}]}]}),
+)
+COMPLETION_EXAMPLES = examples(
+    ("A completion", {"model": LLAMA, "prompt": "Say this is a test.", "max_tokens": 16}),
+    ("Streamed", {"model": LLAMA, "prompt": "Say this is a test.", "stream": True}),
+)
+EMBEDDING_EXAMPLES = examples(
+    ("One text", {"model": "text-embedding-3-small", "input": "The food was delicious."}),
+    ("Several texts", {"model": "text-embedding-3-small", "input": ["first text", "second text"],
+                       "encoding_format": "float"}),
+)
+TOKENIZE_EXAMPLES = examples(
+    ("A text", {"model": "gpt-4o-mini", "input": "Hello, world!"}),
+    ("Chat messages", {"model": "gpt-4o-mini", "messages": HELLO}),
+)
+
+
 # --- The DRF views ----------------------------------------------------------------------------
 
 def _describe(target: str, method: str, **schema: Any) -> None:
@@ -125,8 +169,8 @@ _describe("gateway.api.views.ModelDetail", "get", operation_id="retrieveModel", 
                                        description="A model id; it may contain `/` (e.g. `@cf/meta/llama-3-8b`).")],
           responses={200: ok(bodies.ModelSerializer, "The model."), **errors(401, 404)})
 _describe("gateway.api.views.Tokenize", "post", operation_id="tokenize", tags=["tokenize"], summary="Count tokens",
-          request=bodies.TokenizeRequestSerializer,
-          responses={200: ok(bodies.TokenizeSerializer, "The token count."), **errors(400, 401, 403, 404, **{
+          request=bodies.TokenizeRequestSerializer, examples=TOKENIZE_EXAMPLES,
+          responses={200: ok(bodies.TokenizeSerializer, "The token count."), **errors(400, 401, 403, 404, 415, **{
               "400": "Invalid request: unparsable JSON, not exactly one of `input` and `messages`, an ill-typed "
                      "field (named in `param`), or no `model` and no default model."})})
 _describe("gateway.api.catalog.ModelOptions", "get", operation_id="listModelOptions", tags=["models"],
@@ -185,16 +229,33 @@ _refine(bodies.TokenizeRequestSerializer, {"oneOf": [{"required": ["input"]}, {"
 Undiscovered = dict[str, Any]
 
 
+def sse_event(chunk: str) -> dict[str, Any]:
+    """The schema of one server-sent event of a stream (not of the whole body).
+
+    OpenAPI 3.0 has no way to describe a stream item by item; 3.2 added ``itemSchema`` for that, and
+    tools that validate streams (schemathesis) read a 3.0 ``schema`` of ``text/event-stream`` the same
+    way: as one event, parsed into its fields (``data``, ``event``, ``id``, ``retry``). The gateway
+    sends only ``data`` lines, each a JSON object on one line, or ``[DONE]``.
+    """
+    return {
+        "type": "object",
+        "description": f"One server-sent event: `data` is a JSON {chunk}, the error envelope (a failure after "
+                       "the stream started; the last event), or `[DONE]` (the end of the stream).",
+        "required": ["data"],
+        "properties": {"data": {"type": "string", "pattern": r"^(\[DONE\]|\{.*\})$"}},
+    }
+
+
 def _inference(operation_id: str, summary: str, description: str, request: type, response: type,
-               answer: str, chunk: str | None) -> Undiscovered:
+               answer: str, chunk: str | None, examples: list[OpenApiExample]) -> Undiscovered:
     if chunk:
         answer += " " + SSE_DESCRIPTION.format(chunk=chunk)
     responses: dict[Any, Any] = {(200, "application/json"): ok(response, answer), **errors(*INFERENCE_ERRORS)}
     if chunk:
-        responses[(200, "text/event-stream")] = ok(OpenApiTypes.STR, answer)
+        responses[(200, "text/event-stream")] = ok(sse_event(chunk), answer)
     return dict(
         operation_id=operation_id, tags=["inference"], summary=summary, description=description,
-        request=request, responses=responses, parameters=[SESSION_ID, REQUEST_ID, RETRY_AFTER],
+        request=request, responses=responses, parameters=[SESSION_ID, REQUEST_ID, RETRY_AFTER], examples=examples,
     )
 
 
@@ -204,17 +265,17 @@ HOT_PATH: dict[str, Undiscovered] = {
         "OpenAI's chat completions API, answered by the model's deployments in order (fallbacks before the "
         "first byte). Fields not listed pass through to providers that accept them.",
         bodies.ChatCompletionRequestSerializer, bodies.ChatCompletionSerializer,
-        "A `chat.completion` object.", "`chat.completion.chunk`"),
+        "A `chat.completion` object.", "`chat.completion.chunk`", CHAT_EXAMPLES),
     "/v1/completions": _inference(
         "createCompletion", "Text completion (legacy)",
         "OpenAI's legacy completions API; for chat-only providers the prompt becomes one user message.",
         bodies.CompletionRequestSerializer, bodies.CompletionSerializer,
-        "A `text_completion` object.", "`text_completion` chunk"),
+        "A `text_completion` object.", "`text_completion` chunk", COMPLETION_EXAMPLES),
     "/v1/embeddings": _inference(
         "createEmbedding", "Embeddings",
         "OpenAI's embeddings API; `encoding_format: base64` returns little-endian float32, as the SDK expects.",
         bodies.EmbeddingRequestSerializer, bodies.EmbeddingListSerializer,
-        "A list of `embedding` objects.", None),
+        "A list of `embedding` objects.", None, EMBEDDING_EXAMPLES),
 }
 
 HEALTH: Undiscovered = dict(
