@@ -55,9 +55,23 @@ class Usage:
     def from_openai(cls, data: Any) -> Usage | None:
         if not isinstance(data, dict):
             return None
-        prompt = int(data.get("prompt_tokens") or 0)
-        completion = int(data.get("completion_tokens") or 0)
-        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+        prompt = count(data.get("prompt_tokens"))
+        completion = count(data.get("completion_tokens"))
+        return cls(prompt, completion, count(data.get("total_tokens")) or prompt + completion)
+
+
+MAX_COUNT = 2**53  # token counts beyond this are not counts (and would not fit a log column)
+
+
+def count(value: Any) -> int:
+    """A token count from an upstream's usage (missing: 0). Anything but a non-negative number means the
+    answer is malformed: a 502, since costs and limits are computed from it."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_COUNT:
+        raise ProviderError(502, f"The upstream reported a token count that is not a number: {str(value)[:40]!r}.",
+                            "upstream_error", "upstream_malformed")
+    return int(value)
 
 
 @dataclass

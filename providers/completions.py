@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from providers.base import Adapter, ChatResult, SSEBuffer, StreamTranslator, UpstreamRequest
+from providers.errors import reads_upstream
 from providers.parameters import ParameterPolicy, Refuse, other_than, refusal
 
 # The completion-only fields. What a chat model cannot honour gets a 400 naming it; every other
@@ -107,6 +108,7 @@ class CompletionStream(StreamTranslator):
             return b""
         return b"".join(self._event(event) for event in self._sse.events(chunk))
 
+    @reads_upstream
     def _event(self, event: bytes) -> bytes:
         data = event.strip().removeprefix(b"data:").strip()
         if data == b"[DONE]":

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+from providers.errors import reads_upstream
 from providers.parameters import ParameterPolicy
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
@@ -48,6 +49,7 @@ class PassthroughStream(StreamTranslator):
         rest, self._pending = self._pending.strip(), b""
         return rest + b"\n\n" if rest and self._keep(rest) else b""
 
+    @reads_upstream
     def _keep(self, event: bytes) -> bool:
         if event.startswith(b"data: [DONE]") or event.startswith(b"data:[DONE]"):
             self.finished = True
@@ -116,6 +118,7 @@ class OpenAIAdapter(Adapter):
     def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:
         return self._post("chat/completions", body, upstream_model)
 
+    @reads_upstream
     def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         return self._checked(body, "choices", "a chat completion")
 

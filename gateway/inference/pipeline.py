@@ -17,7 +17,7 @@ from gateway.errors import GatewayError
 from gateway.inference import validation
 from gateway.inference.dispatch import send_with_fallbacks
 from gateway.inference.operations import Operation
-from gateway.inference.relay import relay_stream
+from gateway.inference.relay import read, relay_stream
 from gateway.routing import registry as routing
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
@@ -78,7 +78,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
         else:
             adapter, sent, raw = await answer_within_deadline(call, routes, build)
-            result = operation.result(adapter, raw, model, client_body, sent.context)
+            result = read(lambda data: operation.result(adapter, data, model, client_body, sent.context), raw)
             call.usage = result.usage
             call.response_body = result.body
             if call.usage is not None or operation.estimate is None:

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 from gateway.edge.http import Response
 from gateway.errors import error_event
 from gateway.inference.transport import UpstreamResponse, UpstreamUnavailable
 from gateway.usage.call import Call
 from providers.base import ProviderError, StreamTranslator
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+def read(translate: Callable[[bytes], T], data: bytes) -> T:
+    """``translate(data)``; an adapter that fails on what the upstream sent (an exception other than
+    ``ProviderError``) means the upstream's answer is malformed: 502, not the gateway's 500."""
+    try:
+        return translate(data)
+    except ProviderError:
+        raise
+    except Exception as exc:
+        logger.warning("an upstream answer the adapter could not read", exc_info=True)
+        raise ProviderError(502, "The upstream sent an answer the gateway could not read.", "upstream_error",
+                            "upstream_malformed") from exc
+
 
 # How much of a stream is kept to estimate its usage if the provider reports none.
 KEEP_FOR_ESTIMATE = 1 << 20
@@ -34,7 +56,7 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
 
     try:
         async for data in upstream_response.chunks():
-            out = translator.feed(data)
+            out = read(translator.feed, data)
             if out:
                 if translator.first_token_seen:
                     call.first_token()
@@ -44,7 +66,7 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
                 if translator.finished:
                     settle()
                 await response.write(out)
-        tail = translator.close()
+        tail = read(lambda _: translator.close(), b"")
         if translator.finished and not call.logged:
             settle()
         if tail:

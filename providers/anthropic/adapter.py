@@ -15,6 +15,7 @@ from providers.anthropic.request import LABEL, PARAMETERS, request_body
 from providers.anthropic.response import ERRORS, AnthropicStream, completion
 from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
 from providers.completions import ChatOnlyAdapter
+from providers.errors import reads_upstream
 
 API_VERSION = "2023-06-01"
 
@@ -41,6 +42,7 @@ class AnthropicAdapter(ChatOnlyAdapter):
         payload = request_body(body, upstream_model, max_output_tokens)
         return UpstreamRequest("POST", f"{self.base_url}/messages", self.headers(), orjson.dumps(payload))
 
+    @reads_upstream
     def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         try:
             data = orjson.loads(body)

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from providers.base import ProviderError, SSEBuffer, StreamTranslator, Usage
+from providers.errors import reads_upstream
 
 FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -105,6 +106,7 @@ class AnthropicStream(StreamTranslator):
             self._raise_pending()
         return b"".join(out)
 
+    @reads_upstream
     def _event(self, event: bytes) -> bytes:
         name, data = "", []
         for line in event.split(b"\n"):

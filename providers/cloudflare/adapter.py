@@ -27,6 +27,7 @@ from providers.cloudflare.response import (
     result_of,
 )
 from providers.completions import ChatOnlyAdapter
+from providers.errors import reads_upstream
 from providers.urls import path_segments
 
 # Workers AI error codes worth an OpenAI error code of their own: unknown model, daily quota, capacity.
@@ -72,6 +73,7 @@ class CloudflareAdapter(ChatOnlyAdapter):
         # Catalog names such as @cf/meta/llama-3.1-8b-instruct are several path segments.
         return f"{self.account_url()}/ai/run/{path_segments(upstream_model, slashes=True)}"
 
+    @reads_upstream
     def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         document, usage = completion(body, public_model, self.account, _limit(context))
         return ChatResult(orjson.dumps(document), usage)

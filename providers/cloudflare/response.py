@@ -16,6 +16,7 @@ import orjson
 
 from providers.base import Account, ProviderError, SSEBuffer, StreamTranslator, Usage, redact
 from providers.cloudflare.request import arguments, call_id
+from providers.errors import reads_upstream
 
 WORKERS_AI_DEFAULT_MAX_TOKENS = 256  # what the run endpoint uses when no max_tokens is sent
 
@@ -152,6 +153,7 @@ class CloudflareStream(StreamTranslator):
             return self._whole_answer(rest)
         return self._event(rest)
 
+    @reads_upstream
     def _event(self, event: bytes) -> bytes:
         lines = [line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")]
         if not lines or self.finished:

@@ -22,6 +22,7 @@ import orjson
 from providers import embeddings
 from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
 from providers.completions import ChatOnlyAdapter
+from providers.errors import reads_upstream
 from providers.gemini.request import LABEL, PARAMETERS, request_body
 from providers.gemini.response import GeminiStream, blocked, completion, usage_of
 from providers.urls import path_segments
@@ -75,6 +76,7 @@ class GeminiAdapter(ChatOnlyAdapter):
         method = "streamGenerateContent?alt=sse" if body.get("stream") else "generateContent"
         return UpstreamRequest("POST", f"{self.base_url}/models/{model}:{method}", self.headers(), orjson.dumps(payload))
 
+    @reads_upstream
     def chat_result(self, body: bytes, public_model: str, context: Mapping[str, Any] | None = None) -> ChatResult:
         try:
             data = orjson.loads(body)

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from providers.base import ProviderError, SSEBuffer, StreamTranslator, Usage
+from providers.base import ProviderError, SSEBuffer, StreamTranslator, Usage, count
+from providers.errors import reads_upstream
 from providers.gemini.request import SIGNATURE_MARK
 
 CONTENT_FILTERED = frozenset({
@@ -37,12 +38,12 @@ def usage_of(meta: Any) -> tuple[Usage, dict[str, Any]] | None:
     """The gateway's usage and OpenAI's usage object from ``usageMetadata`` (thoughts count as output)."""
     if not isinstance(meta, dict):
         return None
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
-    total = int(meta.get("totalTokenCount") or prompt + completion)
+    prompt = count(meta.get("promptTokenCount")) + count(meta.get("toolUsePromptTokenCount"))
+    thoughts = count(meta.get("thoughtsTokenCount"))
+    completion = count(meta.get("candidatesTokenCount")) + thoughts
+    total = count(meta.get("totalTokenCount")) or prompt + completion
     document = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
-                "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
+                "prompt_tokens_details": {"cached_tokens": count(meta.get("cachedContentTokenCount"))},
                 "completion_tokens_details": {"reasoning_tokens": thoughts}}
     return Usage(prompt, completion, total), document
 
@@ -158,6 +159,7 @@ class GeminiStream(StreamTranslator):
             out += self._chunk([], usage=self._usage_document)
         return out + b"data: [DONE]\n\n"
 
+    @reads_upstream
     def _event(self, event: bytes) -> bytes:
         lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
         if not lines:

@@ -13,8 +13,6 @@ import orjson
 import pytest
 
 ERROR_FIELDS = {"message", "type", "param", "code"}
-USAGE_NOT_A_NUMBER = ("Usage.from_openai (providers/base.py:51-53) calls int() on the upstream's usage fields: "
-                      "a non-numeric value raises ValueError/TypeError, which the gateway answers as a 500")
 
 
 def assert_envelope(response: httpx.Response) -> dict[str, Any]:
@@ -35,7 +33,6 @@ def test_health_answers_another_method_with_a_405_in_the_error_envelope(live_gat
     assert "GET" in response.headers["allow"]
 
 
-@pytest.mark.xfail(strict=True, reason=USAGE_NOT_A_NUMBER)
 def test_an_upstream_answer_with_unreadable_usage_is_a_502(openai_setup: dict[str, Any]) -> None:
     gateway, upstream, token = openai_setup["gateway"], openai_setup["upstream"], openai_setup["token"]
     upstream.fail_next_raw(200, orjson.dumps({
@@ -48,7 +45,6 @@ def test_an_upstream_answer_with_unreadable_usage_is_a_502(openai_setup: dict[st
     assert assert_envelope(response)["type"] == "upstream_error"
 
 
-@pytest.mark.xfail(strict=True, reason=USAGE_NOT_A_NUMBER + "; mid-stream, the stream is cut with no error event")
 def test_an_upstream_stream_with_unreadable_usage_ends_with_an_error_event(openai_setup: dict[str, Any]) -> None:
     gateway, upstream, token = openai_setup["gateway"], openai_setup["upstream"], openai_setup["token"]
     chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
