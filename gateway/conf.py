@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG": 2048,
     "KEEPALIVE_SECONDS": 75,
     "GRACEFUL_TIMEOUT": 30,
+    # A secret that lets a request see /health's detail (each provider account's name, state and
+    # last error; the log writer's counters) as `Authorization: Bearer <OPS_TOKEN>`. Empty: no
+    # token does (only a logged-in staff user of the admin).
+    "OPS_TOKEN": "",
 }
 
 

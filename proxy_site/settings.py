@@ -253,5 +253,6 @@ _GATEWAY_ENV = {
     "BACKLOG": ("GATEWAY_BACKLOG", _int),
     "KEEPALIVE_SECONDS": ("GATEWAY_KEEPALIVE_SECONDS", _int),
     "GRACEFUL_TIMEOUT": ("GATEWAY_GRACEFUL_TIMEOUT", _int),
+    "OPS_TOKEN": ("GATEWAY_OPS_TOKEN", _str),
 }
 GATEWAY = {name: parse(var, None) for name, (var, parse) in _GATEWAY_ENV.items() if ENV.get(var)}
