@@ -24,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_QUERY_TOKEN": True,
     # How long a worker trusts its in-process copy of tokens and the model registry (seconds).
     "CACHE_SECONDS": 5.0,
-    # Largest request body accepted on /v1 (413 above it).
+    # Largest request body accepted (413 above it), on every path: the hot path's and Django's
+    # (whose own 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE then applies to the admin's forms only).
     "MAX_BODY_BYTES": 20 * 1024 * 1024,
     # Upstream connection pool per worker: total and per upstream host (0 = no limit).
     "UPSTREAM_MAX_CONNECTIONS": 0,
@@ -47,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
     # last error; the log writer's counters) as `Authorization: Bearer <OPS_TOKEN>`. Empty: no
     # token does (only a logged-in staff user of the admin).
     "OPS_TOKEN": "",
+    # Largest total size of a request's headers (each name and value plus ": " and CRLF), on every
+    # path: 431 above it. The HTTP server (httptools) sets no limit of its own.
+    "MAX_HEADER_BYTES": 32 * 1024,
+    # Deepest nesting of arrays and objects accepted in a JSON request body (400 invalid_json above it).
+    "MAX_JSON_DEPTH": 64,
 }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
@@ -47,6 +49,16 @@ def not_authenticated() -> GatewayError:
 def method_not_allowed(method: str, allowed: str) -> GatewayError:
     return GatewayError(405, f"Method {method} is not allowed here; use {allowed}.", "invalid_request_error",
                         "method_not_allowed", headers={"Allow": allowed})
+
+
+def body_too_large(limit: int) -> GatewayError:
+    return GatewayError(413, f"The request body is larger than {limit} bytes.", "invalid_request_error",
+                        "request_too_large")
+
+
+def headers_too_large(limit: int) -> GatewayError:
+    return GatewayError(431, f"The request's headers are larger than {limit} bytes in total.",
+                        "invalid_request_error", "request_header_fields_too_large", headers={"Connection": "close"})
 
 
 def server_failed() -> GatewayError:
@@ -134,8 +146,13 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return Response(payload, status=status, headers=headers)
 
 
+def is_api_path(path: str) -> bool:
+    """The API's paths (errors in OpenAI's envelope); the rest is the admin's."""
+    return path.startswith("/v1/") or path == "/health"
+
+
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/v1/") or request.path == "/health"
+    return is_api_path(request.path)
 
 
 def _json(exc: BaseException) -> JsonResponse:
@@ -148,6 +165,16 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     if _is_api(request):
         return _json(GatewayError(404, f"Unknown path: {request.path[:200]}", "invalid_request_error", "not_found"))
     return defaults.page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 handler (what it answers to a ``SuspiciousOperation``): OpenAI's envelope for API
+    paths — 413 for a body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` — Django's page elsewhere."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return _json(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    return _json(invalid_request("The gateway could not accept this request.", code="bad_request"))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

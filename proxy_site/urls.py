@@ -23,5 +23,6 @@ urlpatterns = [
     path("v1/docs", openapi.ApiDocs.as_view(), name="docs"),
 ]
 
+handler400 = "gateway.errors.bad_request"
 handler404 = "gateway.errors.not_found"
 handler500 = "gateway.errors.server_error"
