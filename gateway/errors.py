@@ -7,6 +7,7 @@ call it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from rest_framework.response import Response
 from providers.base import ProviderError
 
 Payload = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 class GatewayError(ProviderError):
@@ -139,9 +141,15 @@ def error_event(exc: BaseException) -> bytes:
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's single exception handler: every DRF view's error in OpenAI's envelope (others reach handler500)."""
+    """DRF's single exception handler: every DRF view's error in OpenAI's envelope.
+
+    An unexpected exception is logged and answered as the plain 500 here too, not left to Django:
+    with DEBUG, Django would answer it with its technical page, which shows the query string (and
+    so a ``?auth_token=``) to whoever sent the request — or to whoever sees the page next.
+    """
     if not isinstance(exc, ProviderError | drf_exceptions.APIException):
-        return None
+        request = context.get("request")
+        logger.error("unhandled error in %s", getattr(request, "path", "?"), exc_info=exc)
     status, headers, payload = render(exc)
     return Response(payload, status=status, headers=headers)
 

@@ -1,0 +1,57 @@
+"""With DEBUG on, a token sent in the URL appears in no page: unknown paths and unexpected errors are
+answered by the gateway's own handlers, never by Django's technical pages (which show the URL and the
+query parameters)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway.api import views
+from tests.conftest import make_model, make_provider, make_token
+
+
+@pytest.fixture
+def debug_gateway(live_gateway, settings) -> dict:
+    settings.DEBUG = True
+    make_model("gpt-4o", (make_provider(base_url="http://127.0.0.1:9/v1"), "gpt-4o"))
+    token = make_token()
+    return {"url": live_gateway.url, "token": token}
+
+
+def test_the_percent_encoded_query_form_is_a_token_the_gateway_accepts(debug_gateway: dict) -> None:
+    response = httpx.get(f"{debug_gateway['url']}/v1/models?auth%5Ftoken={debug_gateway['token']}")
+    assert response.status_code == 200  # (so it must be redacted as well)
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/v1/nothing"), ("POST", "/v1/nothing"), ("GET", "/v1/models/"), ("GET", "/v1/chat/completions/x"),
+    ("GET", "/nothing"), ("POST", "/nothing"), ("GET", "/v1/a%0Ab"), ("GET", "/healthz"), ("GET", "/v1"),
+])
+def test_unknown_paths_show_no_token_even_with_debug(debug_gateway: dict, method: str, path: str) -> None:
+    token = debug_gateway["token"]
+    for query in (f"auth%5Ftoken={token}", f"auth_token={token}", f"x=1&auth%5ftoken={token}&auth_token={token}"):
+        response = httpx.request(method, f"{debug_gateway['url']}{path}?{query}")
+        assert response.status_code == 404, (path, response.status_code)
+        assert token not in response.text and "Technical" not in response.text and "URLconf" not in response.text
+        if path.startswith("/v1/"):
+            assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_admin_still_redirects_and_is_still_djangos(debug_gateway: dict) -> None:
+    response = httpx.get(f"{debug_gateway['url']}/admin")
+    assert response.status_code == 301 and response.headers["location"] == "/admin/"
+    assert httpx.get(f"{debug_gateway['url']}/admin/login/").status_code == 200
+
+
+def test_an_unexpected_error_in_a_drf_view_shows_no_token_even_with_debug(debug_gateway: dict,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("internals")
+
+    monkeypatch.setattr(views.tokenizer, "count_text", broken)
+    token = debug_gateway["token"]
+    response = httpx.post(f"{debug_gateway['url']}/v1/tokenize?auth%5Ftoken={token}",
+                          json={"model": "gpt-4o", "input": "hi"})
+    assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
+    assert token not in response.text and "internals" not in response.text
