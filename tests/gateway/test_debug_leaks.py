@@ -27,6 +27,7 @@ def test_the_percent_encoded_query_form_is_a_token_the_gateway_accepts(debug_gat
 @pytest.mark.parametrize("method, path", [
     ("GET", "/v1/nothing"), ("POST", "/v1/nothing"), ("GET", "/v1/models/"), ("GET", "/v1/chat/completions/x"),
     ("GET", "/nothing"), ("POST", "/nothing"), ("GET", "/v1/a%0Ab"), ("GET", "/healthz"), ("GET", "/v1"),
+    ("GET", "/static/nope.css"), ("GET", "/static/admin/"),
 ])
 def test_unknown_paths_show_no_token_even_with_debug(debug_gateway: dict, method: str, path: str) -> None:
     token = debug_gateway["token"]
@@ -42,6 +43,7 @@ def test_the_admin_still_redirects_and_is_still_djangos(debug_gateway: dict) -> 
     response = httpx.get(f"{debug_gateway['url']}/admin")
     assert response.status_code == 301 and response.headers["location"] == "/admin/"
     assert httpx.get(f"{debug_gateway['url']}/admin/login/").status_code == 200
+    assert httpx.get(f"{debug_gateway['url']}/static/admin/css/base.css").status_code == 200
 
 
 def test_an_unexpected_error_in_a_drf_view_shows_no_token_even_with_debug(debug_gateway: dict,
