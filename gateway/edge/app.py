@@ -89,6 +89,10 @@ def replayed(body: bytes, receive: Receive) -> Receive:
     return receive_again
 
 
+def invalid_host() -> GatewayError:
+    return GatewayError(400, "Invalid Host header.", "invalid_request_error", "invalid_host")
+
+
 async def refuse(scope: Scope, send: Send, exc: GatewayError) -> None:
     """Answer a request the ASGI app will not hand on (its headers or body are too large)."""
     response = Response(send, "")
@@ -129,6 +133,8 @@ class GatewayApp:
         spool any size to a temporary file before its own limit applies, and answer that as HTML)."""
         limit = gateway_settings.MAX_BODY_BYTES
         try:
+            if is_api_path(scope["path"]) and not host_allowed(scope):  # (Django's DEBUG page would show the URL)
+                raise invalid_host()
             if declared_length(next((v for k, v in scope["headers"] if k == b"content-length"), b"")) > limit:
                 raise body_too_large(limit)
             body = await read_body(receive, limit)
@@ -151,7 +157,7 @@ class GatewayApp:
                 declared = value
         try:
             if not host_allowed(scope):
-                raise GatewayError(400, "Invalid Host header.", "invalid_request_error", "invalid_host")
+                raise invalid_host()
             if scope["method"] != view.method:
                 raise method_not_allowed(scope["method"], view.method)
             limit = gateway_settings.MAX_BODY_BYTES

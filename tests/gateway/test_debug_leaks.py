@@ -57,3 +57,12 @@ def test_an_unexpected_error_in_a_drf_view_shows_no_token_even_with_debug(debug_
                           json={"model": "gpt-4o", "input": "hi"})
     assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
     assert token not in response.text and "internals" not in response.text
+
+
+def test_a_disallowed_host_on_an_api_path_is_the_envelope_not_djangos_debug_page(debug_gateway: dict, settings) -> None:
+    settings.ALLOWED_HOSTS = ["gateway.example"]
+    token = debug_gateway["token"]
+    for path in ("/v1/models", "/health", "/v1/tokenize"):
+        response = httpx.get(f"{debug_gateway['url']}{path}?auth%5Ftoken={token}", headers={"Host": "evil.example"})
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_host", path
+        assert token not in response.text
