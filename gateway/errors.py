@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
@@ -119,7 +119,8 @@ def _drf(exc: drf_exceptions.APIException) -> tuple[int, dict[str, str], Payload
 def render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
     """The status, response headers and OpenAI error payload a client gets for this exception.
 
-    Anything that is not one of the API's own errors is a 500 that says nothing about its cause.
+    Django's ``SuspiciousOperation`` is a 400 (413 for a body over its limit), as Django answers it;
+    anything else that is not one of the API's own errors is a 500 that says nothing about its cause.
     """
     if isinstance(exc, ProviderError):
         headers = dict(getattr(exc, "headers", None) or {})
@@ -132,6 +133,10 @@ def render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
         return _drf(exc)
     if isinstance(exc, Http404):
         return 404, {}, envelope("Not found.", "invalid_request_error", None, "not_found")
+    if isinstance(exc, RequestDataTooBig):
+        return render(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    if isinstance(exc, SuspiciousOperation):  # Django's own 400s: too many parameters, a disallowed host, ...
+        return render(invalid_request("The gateway could not accept this request.", code="bad_request"))
     return render(server_failed())
 
 
@@ -147,7 +152,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     with DEBUG, Django would answer it with its technical page, which shows the query string (and
     so a ``?auth_token=``) to whoever sent the request — or to whoever sees the page next.
     """
-    if not isinstance(exc, ProviderError | drf_exceptions.APIException):
+    if not isinstance(exc, ProviderError | drf_exceptions.APIException | SuspiciousOperation):
         request = context.get("request")
         logger.error("unhandled error in %s", getattr(request, "path", "?"), exc_info=exc)
     status, headers, payload = render(exc)
@@ -180,9 +185,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     paths — 413 for a body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` — Django's page elsewhere."""
     if not _is_api(request):
         return defaults.bad_request(request, exception)
-    if isinstance(exception, RequestDataTooBig):
-        return _json(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
-    return _json(invalid_request("The gateway could not accept this request.", code="bad_request"))
+    return _json(exception if isinstance(exception, SuspiciousOperation) else SuspiciousOperation())
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

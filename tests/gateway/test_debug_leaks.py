@@ -66,3 +66,12 @@ def test_a_disallowed_host_on_an_api_path_is_the_envelope_not_djangos_debug_page
         response = httpx.get(f"{debug_gateway['url']}{path}?auth%5Ftoken={token}", headers={"Host": "evil.example"})
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_host", path
         assert token not in response.text
+
+
+def test_too_many_query_parameters_is_a_400_envelope_not_a_page(debug_gateway: dict) -> None:
+    token = debug_gateway["token"]
+    many = "&".join(f"p{i}=1" for i in range(1_100))  # over Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1000)
+    for path in ("/v1/models", "/v1/model-options"):
+        response = httpx.get(f"{debug_gateway['url']}{path}?auth%5Ftoken={token}&{many}")
+        assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request", path
+        assert token not in response.text
