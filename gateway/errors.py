@@ -152,7 +152,9 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     with DEBUG, Django would answer it with its technical page, which shows the query string (and
     so a ``?auth_token=``) to whoever sent the request — or to whoever sees the page next.
     """
-    if not isinstance(exc, ProviderError | drf_exceptions.APIException | SuspiciousOperation):
+    if isinstance(exc, SuspiciousOperation):  # logged where Django would log it
+        logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+    elif not isinstance(exc, ProviderError | drf_exceptions.APIException):
         request = context.get("request")
         logger.error("unhandled error in %s", getattr(request, "path", "?"), exc_info=exc)
     status, headers, payload = render(exc)

@@ -94,7 +94,7 @@ def invalid_host() -> GatewayError:
 
 
 async def refuse(scope: Scope, send: Send, exc: GatewayError) -> None:
-    """Answer a request the ASGI app will not hand on (its headers or body are too large)."""
+    """Answer a request the ASGI app will not hand on (headers or body too large, a disallowed Host)."""
     response = Response(send, "")
     if is_api_path(scope["path"]):
         response.cors = cors.response_headers(
