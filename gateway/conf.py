@@ -24,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_QUERY_TOKEN": True,
     # How long a worker trusts its in-process copy of tokens and the model registry (seconds).
     "CACHE_SECONDS": 5.0,
-    # Largest request body accepted on /v1 (413 above it).
+    # Largest request body accepted (413 above it), on every path: the hot path's and Django's
+    # (whose own 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE then applies to the admin's forms only).
     "MAX_BODY_BYTES": 20 * 1024 * 1024,
     # Largest upstream answer held whole (non-streamed; 502 above it), and most bytes one upstream
     # stream may send (the stream ends with an error event past it): a worker's memory stays bounded.
@@ -55,6 +56,15 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG": 2048,
     "KEEPALIVE_SECONDS": 75,
     "GRACEFUL_TIMEOUT": 30,
+    # A secret that lets a request see /health's detail (each provider account's name, state and
+    # last error; the log writer's counters) as `Authorization: Bearer <OPS_TOKEN>`. Empty: no
+    # token does (only a logged-in staff user of the admin).
+    "OPS_TOKEN": "",
+    # Largest total size of a request's headers (each name and value plus ": " and CRLF), on every
+    # path: 431 above it. The HTTP server (httptools) sets no limit of its own.
+    "MAX_HEADER_BYTES": 32 * 1024,
+    # Deepest nesting of arrays and objects accepted in a JSON request body (400 invalid_json above it).
+    "MAX_JSON_DEPTH": 64,
 }
 
 

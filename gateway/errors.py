@@ -7,9 +7,12 @@ call it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
@@ -18,6 +21,7 @@ from rest_framework.response import Response
 from providers.base import ProviderError
 
 Payload = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 class GatewayError(ProviderError):
@@ -47,6 +51,16 @@ def not_authenticated() -> GatewayError:
 def method_not_allowed(method: str, allowed: str) -> GatewayError:
     return GatewayError(405, f"Method {method} is not allowed here; use {allowed}.", "invalid_request_error",
                         "method_not_allowed", headers={"Allow": allowed})
+
+
+def body_too_large(limit: int) -> GatewayError:
+    return GatewayError(413, f"The request body is larger than {limit} bytes.", "invalid_request_error",
+                        "request_too_large")
+
+
+def headers_too_large(limit: int) -> GatewayError:
+    return GatewayError(431, f"The request's headers are larger than {limit} bytes in total.",
+                        "invalid_request_error", "request_header_fields_too_large", headers={"Connection": "close"})
 
 
 def server_failed() -> GatewayError:
@@ -105,7 +119,8 @@ def _drf(exc: drf_exceptions.APIException) -> tuple[int, dict[str, str], Payload
 def render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
     """The status, response headers and OpenAI error payload a client gets for this exception.
 
-    Anything that is not one of the API's own errors is a 500 that says nothing about its cause.
+    Django's ``SuspiciousOperation`` is a 400 (413 for a body over its limit), as Django answers it;
+    anything else that is not one of the API's own errors is a 500 that says nothing about its cause.
     """
     if isinstance(exc, ProviderError):
         headers = dict(getattr(exc, "headers", None) or {})
@@ -118,6 +133,10 @@ def render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
         return _drf(exc)
     if isinstance(exc, Http404):
         return 404, {}, envelope("Not found.", "invalid_request_error", None, "not_found")
+    if isinstance(exc, RequestDataTooBig):
+        return render(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    if isinstance(exc, SuspiciousOperation):  # Django's own 400s: too many parameters, a disallowed host, ...
+        return render(invalid_request("The gateway could not accept this request.", code="bad_request"))
     return render(server_failed())
 
 
@@ -127,15 +146,28 @@ def error_event(exc: BaseException) -> bytes:
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's single exception handler: every DRF view's error in OpenAI's envelope (others reach handler500)."""
-    if not isinstance(exc, ProviderError | drf_exceptions.APIException):
-        return None
+    """DRF's single exception handler: every DRF view's error in OpenAI's envelope.
+
+    An unexpected exception is logged and answered as the plain 500 here too, not left to Django:
+    with DEBUG, Django would answer it with its technical page, which shows the query string (and
+    so a ``?auth_token=``) to whoever sent the request — or to whoever sees the page next.
+    """
+    if isinstance(exc, SuspiciousOperation):  # logged where Django would log it
+        logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+    elif not isinstance(exc, ProviderError | drf_exceptions.APIException):
+        request = context.get("request")
+        logger.error("unhandled error in %s", getattr(request, "path", "?"), exc_info=exc)
     status, headers, payload = render(exc)
     return Response(payload, status=status, headers=headers)
 
 
+def is_api_path(path: str) -> bool:
+    """The API's paths (errors in OpenAI's envelope); the rest is the admin's."""
+    return path.startswith("/v1/") or path == "/health"
+
+
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/v1/") or request.path == "/health"
+    return is_api_path(request.path)
 
 
 def _json(exc: BaseException) -> JsonResponse:
@@ -148,6 +180,14 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     if _is_api(request):
         return _json(GatewayError(404, f"Unknown path: {request.path[:200]}", "invalid_request_error", "not_found"))
     return defaults.page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 handler (what it answers to a ``SuspiciousOperation``): OpenAI's envelope for API
+    paths — 413 for a body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` — Django's page elsewhere."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    return _json(exception if isinstance(exception, SuspiciousOperation) else SuspiciousOperation())
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

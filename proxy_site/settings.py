@@ -185,7 +185,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["gateway.access.authentication.GatewayTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gateway.api.parsers.JSONParser"],  # orjson, with MAX_JSON_DEPTH
     "EXCEPTION_HANDLER": "gateway.errors.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -261,5 +261,8 @@ _GATEWAY_ENV = {
     "BACKLOG": ("GATEWAY_BACKLOG", _int),
     "KEEPALIVE_SECONDS": ("GATEWAY_KEEPALIVE_SECONDS", _int),
     "GRACEFUL_TIMEOUT": ("GATEWAY_GRACEFUL_TIMEOUT", _int),
+    "OPS_TOKEN": ("GATEWAY_OPS_TOKEN", _str),
+    "MAX_HEADER_BYTES": ("GATEWAY_MAX_HEADER_BYTES", _int),
+    "MAX_JSON_DEPTH": ("GATEWAY_MAX_JSON_DEPTH", _int),
 }
 GATEWAY = {name: parse(var, None) for name, (var, parse) in _GATEWAY_ENV.items() if ENV.get(var)}

@@ -1,7 +1,9 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
+from gateway import errors
 from gateway.api import catalog, openapi, views
 from gateway.inference import views as inference
 
@@ -21,7 +23,13 @@ urlpatterns = [
     path("v1/route-check", catalog.RouteCheck.as_view(), name="route-check"),
     path("v1/openapi.json", openapi.OpenApiDocument.as_view(), name="openapi"),
     path("v1/docs", openapi.ApiDocs.as_view(), name="docs"),
+    # Last: every other path but the admin's is answered by the 404 handler itself, even with DEBUG
+    # (Django's technical 404 page would show the URL, ?auth_token= included). "admin" alone is
+    # left out so that CommonMiddleware still redirects it to "admin/". (No CSRF check: a POST to
+    # an unknown path is a 404, as before this pattern, not a 403 page.)
+    re_path(r"^(?!admin(?:/|\Z))[\s\S]+\Z", csrf_exempt(errors.not_found), name="not-found"),
 ]
 
+handler400 = "gateway.errors.bad_request"
 handler404 = "gateway.errors.not_found"
 handler500 = "gateway.errors.server_error"

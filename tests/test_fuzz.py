@@ -144,8 +144,6 @@ DOCUMENT = served_description()
 # normal suite (tests/gateway/api/test_found_by_fuzzing.py), which fails once it is fixed; then its
 # entry here goes too.
 def known_bug(case: Any, response: Any) -> str | None:
-    if case.path == "/health" and case.method.upper() not in ("GET", "HEAD"):
-        return "/health answers other methods with Django's HTML: an empty 405, or the CSRF failure page (403)"
     return None
 
 

@@ -9,6 +9,8 @@ kept in-process for ``GATEWAY_CACHE_SECONDS`` so the hot path makes no query per
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,6 +70,22 @@ def raw_token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str 
         if token:
             return token.strip()
     return None
+
+
+def is_ops_token(authorization: str | None) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <OPS_TOKEN>`` (never while that setting is empty).
+
+    Compared as SHA-256 digests in constant time, so neither the value nor its length shows in the
+    time taken. Only the header form: an operator's secret never travels in a URL.
+    """
+    expected = gateway_settings.OPS_TOKEN
+    if not expected or not authorization:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return False
+    presented = value.strip().encode("latin-1", "replace")  # (the header's bytes as they were sent)
+    return hmac.compare_digest(hashlib.sha256(presented).digest(), hashlib.sha256(expected.encode()).digest())
 
 
 # Known tokens and unknown digests are kept apart: a flood of random tokens fills (and, when full,

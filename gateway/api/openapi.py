@@ -280,7 +280,11 @@ HOT_PATH: dict[str, Undiscovered] = {
 
 HEALTH: Undiscovered = dict(
     operation_id="health", tags=["health"], summary="Health check", auth=[],
-    description="The gateway is up; the database answers; each provider account's state. No token needed.",
+    description=(
+        "The gateway is up; the database answers; each provider kind is configured and available. No token "
+        "needed. Operators also get `accounts` (each provider account's name, state and last upstream error) "
+        "and `log_writer` (the request-log queue): a logged-in staff user of the admin (its session cookie), "
+        "or `Authorization: Bearer <GATEWAY_OPS_TOKEN>`. A gateway API token does not grant them."),
     responses={200: ok(bodies.HealthSerializer, "Up; the database answers."),
                503: ok(bodies.HealthSerializer, "The database does not answer.")},
 )

@@ -208,21 +208,39 @@ class TokenizeSerializer(serializers.Serializer):
 
 # --- Health -----------------------------------------------------------------------------------
 
-class ProviderStateSerializer(serializers.Serializer):
+class ProviderKindSerializer(serializers.Serializer):
+    configured = serializers.BooleanField(help_text="Some active account of this kind has what it needs "
+                                                    "(its API key, for kinds that need one).")
+    available = serializers.BooleanField(help_text="One of those accounts has not failed since it last worked.")
+
+
+class ProviderAccountStateSerializer(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.CharField()
     active = serializers.BooleanField()
     configured = serializers.BooleanField()
     last_success_at = serializers.DateTimeField(allow_null=True)
     last_error_at = serializers.DateTimeField(allow_null=True)
-    last_error = serializers.CharField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True, help_text="The last upstream error's text.")
+
+
+class LogWriterStateSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="Request-log rows waiting to be written (this worker process).")
+    dropped = serializers.IntegerField(help_text="Rows dropped because the queue was full (this worker process).")
+    max_queued = serializers.IntegerField(allow_null=True, help_text="The queue's size.")
 
 
 class HealthSerializer(serializers.Serializer):
     status = choice("ok", "degraded")
     time = serializers.DateTimeField()
     database = choice("ok", "unavailable")
-    providers = ProviderStateSerializer(many=True)
+    providers = serializers.DictField(
+        child=ProviderKindSerializer(),
+        help_text="Every provider kind the gateway knows, by kind (empty while the database does not answer).")
+    accounts = ProviderAccountStateSerializer(
+        many=True, required=False,
+        help_text="Operators only (a staff user's admin session, or the ops token): each provider account.")
+    log_writer = LogWriterStateSerializer(required=False, help_text="Operators only: the request-log writer.")
 
 
 # --- Inference: shared parts ------------------------------------------------------------------

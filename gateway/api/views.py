@@ -8,17 +8,20 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_safe
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.access.authentication import TokenInfo
-from gateway.errors import invalid_request, model_not_found
+from gateway.access.authentication import TokenInfo, is_ops_token
+from gateway.errors import invalid_request, method_not_allowed, model_not_found, render
 from gateway.inference import validation
 from gateway.routing import registry as routing
 from gateway.routing.registry import Entry
-from gateway.usage import tokenizer
+from gateway.usage import log_writer, tokenizer
+from gateway.usage.log_writer import writer
+from providers.registry import kind_choices
 
 
 def model_object(entry: Entry) -> dict[str, Any]:
@@ -107,9 +110,25 @@ class Tokenize(APIView):
         return Response(data)
 
 
-def provider_status() -> list[dict[str, Any]]:
-    from gateway.models import ProviderAccount
+def _worked_since_it_failed(account: Any) -> bool:
+    failed, worked = account.last_error_at, account.last_success_at
+    return failed is None or (worked is not None and worked >= failed)
 
+
+def provider_kinds(accounts: list[Any]) -> dict[str, dict[str, bool]]:
+    """Every provider kind: ``configured`` (some active account of it has what it needs, e.g. its key)
+    and ``available`` (one of those has not failed since it last worked). Nothing about the accounts."""
+    kinds = {kind: {"configured": False, "available": False} for kind, _ in kind_choices()}
+    for account in accounts:
+        state = kinds.setdefault(account.kind, {"configured": False, "available": False})
+        if account.active and account.is_configured:
+            state["configured"] = True
+            state["available"] = state["available"] or _worked_since_it_failed(account)
+    return dict(sorted(kinds.items()))
+
+
+def account_states(accounts: list[Any]) -> list[dict[str, Any]]:
+    """Each provider account's name and state, its last upstream error included: for operators only."""
     return [
         {
             "name": p.name,
@@ -120,8 +139,24 @@ def provider_status() -> list[dict[str, Any]]:
             "last_error_at": p.last_error_at.isoformat() if p.last_error_at else None,
             "last_error": p.last_error or None,
         }
-        for p in ProviderAccount.objects.order_by("name")
+        for p in accounts
     ]
+
+
+def log_writer_state() -> dict[str, Any]:
+    """This worker process's request-log queue (each worker has its own writer)."""
+    pending = getattr(writer, "pending", None)
+    return {
+        "queued": pending() if callable(pending) else 0,
+        "dropped": getattr(writer, "dropped", 0),
+        "max_queued": getattr(log_writer, "MAX_QUEUED", None),
+    }
+
+
+def _accounts() -> list[Any]:
+    from gateway.models import ProviderAccount
+
+    return list(ProviderAccount.objects.order_by("name"))
 
 
 def _database_ok() -> bool:
@@ -133,15 +168,41 @@ def _database_ok() -> bool:
         return False
 
 
-@require_safe
+async def _is_operator(request: HttpRequest, database_ok: bool) -> bool:
+    """The ops token (``Authorization: Bearer <GATEWAY_OPS_TOKEN>``), or a logged-in staff user's session."""
+    if is_ops_token(request.headers.get("Authorization")):
+        return True
+    if not database_ok:  # (sessions and users are in the database)
+        return False
+    try:
+        user = await request.auser()
+    except Exception:
+        return False
+    return bool(user.is_active and user.is_staff)
+
+
+@csrf_exempt  # (no state is changed: every other method gets the API's own 405, not Django's CSRF page)
 async def health(request: HttpRequest) -> JsonResponse:
-    """GET /health: the gateway is up; the database answers; each provider account's state."""
+    """GET /health: liveness, the database, and each provider kind's availability — to anyone.
+
+    Each account's name, state and last upstream error (which can name upstream hosts, accounts or
+    quotas), and the log writer's counters, only to operators: see ``_is_operator``.
+    """
+    if request.method not in ("GET", "HEAD"):
+        status, headers, payload = render(method_not_allowed(str(request.method), "GET, HEAD"))
+        return JsonResponse(payload, status=status, headers=headers)
     database_ok = await sync_to_async(_database_ok)()
-    providers = await sync_to_async(provider_status)() if database_ok else []
-    body = {
+    accounts = await sync_to_async(_accounts)() if database_ok else []
+    body: dict[str, Any] = {
         "status": "ok" if database_ok else "degraded",
         "time": timezone.now().isoformat(),
         "database": "ok" if database_ok else "unavailable",
-        "providers": providers,
+        "providers": provider_kinds(accounts) if database_ok else {},
     }
-    return JsonResponse(body, status=200 if database_ok else 503)
+    if await _is_operator(request, database_ok):
+        body["accounts"] = account_states(accounts)
+        body["log_writer"] = log_writer_state()
+    response = JsonResponse(body, status=200 if database_ok else 503)
+    response["Cache-Control"] = "no-store"  # the detail must not be kept by a cache and served to others
+    patch_vary_headers(response, ("Authorization", "Cookie"))
+    return response

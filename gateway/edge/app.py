@@ -25,7 +25,14 @@ from gateway.conf import gateway_settings
 from gateway.edge import cors
 from gateway.edge.http import Receive, Request, Response, Scope, Send, read_body
 from gateway.edge.views import HotView
-from gateway.errors import GatewayError, method_not_allowed, server_failed
+from gateway.errors import (
+    GatewayError,
+    body_too_large,
+    headers_too_large,
+    is_api_path,
+    method_not_allowed,
+    server_failed,
+)
 from gateway.inference import transport
 from gateway.usage.log_writer import writer
 from providers.base import ProviderError
@@ -64,6 +71,37 @@ def host_allowed(scope: Scope) -> bool:
     return bool(domain) and validate_host(domain, allowed)
 
 
+def declared_length(value: bytes) -> int:
+    """A Content-Length header's value as a number (0 if not one: the HTTP server refuses those anyway)."""
+    if not value.isdigit():
+        return 0
+    return int(value) if len(value) < 19 else 1 << 63  # (and int() refuses more than 4300 digits)
+
+
+def replayed(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for Django: first the body already read, then the connection's own messages
+    (Django listens for the client's disconnect)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive_again() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return receive_again
+
+
+def invalid_host() -> GatewayError:
+    return GatewayError(400, "Invalid Host header.", "invalid_request_error", "invalid_host")
+
+
+async def refuse(scope: Scope, send: Send, exc: GatewayError) -> None:
+    """Answer a request the ASGI app will not hand on (headers or body too large, a disallowed Host)."""
+    response = Response(send, "")
+    if is_api_path(scope["path"]):
+        response.cors = cors.response_headers(
+            next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None))
+    await response.error(exc)
+
+
 class GatewayApp:
     """Dispatches the hot views' paths to them and the rest to Django; owns the lifespan."""
 
@@ -74,28 +112,58 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            headers = scope["headers"]
+            # As sent: name, ": ", value, CRLF. (httptools, the HTTP server's parser, has no limit.)
+            if sum(len(name) + len(value) for name, value in headers) + 4 * len(headers) > \
+                    gateway_settings.MAX_HEADER_BYTES:
+                await refuse(scope, send, headers_too_large(gateway_settings.MAX_HEADER_BYTES))
+                return
             view = self.routes.get(scope["path"])
             if view is not None and scope["method"] != "OPTIONS":  # Django answers CORS preflights
                 await self.serve(view, scope, receive, send)
             else:
-                await self.django_app(scope, receive, send)
+                await self.to_django(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
         else:  # websockets are not part of this API
             await send({"type": "websocket.close", "code": 1000})
 
+    async def to_django(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Django, after reading the body here under ``MAX_BODY_BYTES`` (Django's ASGI handler would
+        spool any size to a temporary file before its own limit applies, and answer that as HTML)."""
+        limit = gateway_settings.MAX_BODY_BYTES
+        try:
+            if is_api_path(scope["path"]) and not host_allowed(scope):  # (Django's DEBUG page would show the URL)
+                raise invalid_host()
+            if declared_length(next((v for k, v in scope["headers"] if k == b"content-length"), b"")) > limit:
+                raise body_too_large(limit)
+            body = await read_body(receive, limit)
+        except GatewayError as exc:
+            exc.headers["Connection"] = "close"  # rather than reading the rest of a body nobody wants
+            await refuse(scope, send, exc)
+            return
+        except ConnectionAbortedError:
+            return
+        await self.django_app(scope, replayed(body, receive), send)
+
     async def serve(self, view: HotView, scope: Scope, receive: Receive, send: Send) -> None:
         """The error boundary of the hot path: whatever fails becomes one rendered error response."""
         response = Response(send, "", receive)
+        declared = b""
         for name, value in scope["headers"]:
             if name == b"origin":
                 response.cors = cors.response_headers(value.decode("latin-1"))
+            elif name == b"content-length":
+                declared = value
         try:
             if not host_allowed(scope):
-                raise GatewayError(400, "Invalid Host header.", "invalid_request_error", "invalid_host")
+                raise invalid_host()
             if scope["method"] != view.method:
                 raise method_not_allowed(scope["method"], view.method)
-            body = await read_body(receive, gateway_settings.MAX_BODY_BYTES)
+            limit = gateway_settings.MAX_BODY_BYTES
+            if declared and declared_length(declared) > limit:  # before it is sent (Expect: 100-continue)
+                raise body_too_large(limit)
+            body = await read_body(receive, limit)
             request = Request(scope, body)
             response.request_id = request.request_id
             await view.dispatch(request, response)

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway import redaction
-from gateway.errors import GatewayError, render
+from gateway import jsonbody, redaction
+from gateway.errors import body_too_large, render
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -47,13 +47,7 @@ class Request:
         self.auth: Any = None
 
     def json(self) -> Any:
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            raise GatewayError(
-                400, "We could not parse the JSON body of your request. The body must be a JSON object.",
-                "invalid_request_error", "invalid_json",
-            ) from None
+        return jsonbody.parse(self.body)
 
     def cookie(self, name: str) -> str | None:
         for part in self.headers.get("cookie", "").split(";"):
@@ -143,8 +137,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise GatewayError(413, f"The request body is larger than {limit} bytes.", "invalid_request_error",
-                               "request_too_large")
+            raise body_too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body"):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

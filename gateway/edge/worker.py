@@ -8,21 +8,21 @@ from it: a token in a URL is never written to any log.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from django.conf import settings
 from uvicorn_worker import UvicornWorker
 
-_QUERY_TOKEN = re.compile(r"(auth_token=)[^&\s]*")
+from gateway.access.query_redaction import redact_url
 
 
 class RedactQueryToken(logging.Filter):
-    """Hides the value of an ``auth_token`` query parameter in uvicorn's access-log records."""
+    """Hides the value of every ``auth_token`` query parameter (however encoded) in uvicorn's
+    access-log records, whose arguments include the path with its query string."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_QUERY_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact_url(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

@@ -44,3 +44,12 @@ def test_a_stream_error_event_is_the_same_payload_as_one_sse_event() -> None:
     event = error_event(error)
     assert event.startswith(b"data: ") and event.endswith(b"\n\n")
     assert orjson.loads(event[6:]) == render(error)[2]
+
+
+def test_djangos_suspicious_operations_are_400s_and_a_too_big_body_a_413() -> None:
+    from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent
+
+    for exc in (TooManyFieldsSent("x"), DisallowedHost("evil.example")):
+        status, _, payload = render(exc)
+        assert status == 400 and payload["error"]["code"] == "bad_request" and "evil" not in str(payload)
+    assert render(RequestDataTooBig("x"))[0] == 413

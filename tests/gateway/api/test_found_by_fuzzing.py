@@ -22,9 +22,6 @@ def assert_envelope(response: httpx.Response) -> dict[str, Any]:
     return body["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="/health (gateway/api/views.py, @require_safe, not csrf_exempt) answers other "
-                                       "methods with Django's HTML: an empty text/html 405, or for POST/PUT/PATCH/DELETE "
-                                       "the CSRF failure page (403)")
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "TRACE"])
 def test_health_answers_another_method_with_a_405_in_the_error_envelope(live_gateway: Any, method: str) -> None:
     response = httpx.request(method, f"{live_gateway.url}/health")

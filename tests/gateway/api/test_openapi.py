@@ -42,7 +42,7 @@ def served_operations() -> set[tuple[str, str]]:
             continue
         assert isinstance(pattern, URLPattern)
         path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
-        if path in NOT_API or hasattr(pattern.callback, "hot_view"):  # hot views: counted above
+        if path in NOT_API or pattern.name == "not-found" or hasattr(pattern.callback, "hot_view"):  # hot: above
             continue
         view_class = getattr(pattern.callback, "view_class", None)
         methods = [m for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m)] if view_class else ["get"]
