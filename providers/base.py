@@ -50,6 +50,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # the part of prompt_tokens read from the provider's prompt cache
 
     @classmethod
     def from_openai(cls, data: Any) -> Usage | None:
@@ -57,7 +58,10 @@ class Usage:
             return None
         prompt = int(data.get("prompt_tokens") or 0)
         completion = int(data.get("completion_tokens") or 0)
-        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+        details = data.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion),
+                   cached if isinstance(cached, int) and cached > 0 else 0)
 
 
 @dataclass

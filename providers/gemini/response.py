@@ -41,10 +41,11 @@ def usage_of(meta: Any) -> tuple[Usage, dict[str, Any]] | None:
     thoughts = int(meta.get("thoughtsTokenCount") or 0)
     completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
     total = int(meta.get("totalTokenCount") or prompt + completion)
+    cached = int(meta.get("cachedContentTokenCount") or 0)  # part of promptTokenCount
     document = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
-                "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
+                "prompt_tokens_details": {"cached_tokens": cached},
                 "completion_tokens_details": {"reasoning_tokens": thoughts}}
-    return Usage(prompt, completion, total), document
+    return Usage(prompt, completion, total, cached), document
 
 
 # -- response ---------------------------------------------------------------------------------------
