@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.routing.provider_check import check_connection
@@ -111,17 +111,88 @@ class DeploymentInline(admin.TabularInline):
     autocomplete_fields = ("provider",)
 
 
+class PriceSourceFilter(admin.SimpleListFilter):
+    """Models by where their prices come from (for their first deployment's upstream model)."""
+
+    title = "prices"
+    parameter_name = "prices"
+    STATES = (("entry", "set here"), ("price_list", "from the price list"), ("mixed", "set here + price list"),
+              ("unknown", "unknown"))
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
+        return self.STATES
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ModelEntry]) -> QuerySet[ModelEntry]:
+        if not self.value():
+            return queryset
+        ids = [m.id for m in queryset.prefetch_related("deployments")
+               if m.pricing().state(needs_output=not m.embeddings) == self.value()]
+        return queryset.filter(id__in=ids)
+
+
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_pattern", "context_window", "input_price_per_million", "output_price_per_million",
-                    "is_default", "active")
-    list_filter = ("active", "is_default")
+    list_display = ("name", "is_pattern", "context_window", "input_price", "cached_input_price", "output_price",
+                    "prices", "is_default", "active")
+    list_filter = ("active", "is_default", PriceSourceFilter)
     search_fields = ("name", "description")
+    readonly_fields = ("effective_prices",)
     inlines = (DeploymentInline,)
+    # How a price that is not the entry's own is shown (USD per million tokens).
+    PRICE_MARKS = {"price_list": "{} (list)", "input_price": "{} (= input)"}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelEntry]:
+        return super().get_queryset(request).prefetch_related("deployments")
 
     @admin.display(boolean=True, description="pattern")
     def is_pattern(self, obj: ModelEntry) -> bool:
         return obj.is_pattern
+
+    def _price(self, obj: ModelEntry, index: int) -> str:
+        pricing = obj.pricing()
+        value, source = (pricing.input, pricing.cached_input, pricing.output)[index], pricing.sources[index]
+        if source == "price_list_per_model":
+            return "per model (list)"
+        if value is None:
+            return "-" if index == 2 and obj.embeddings else "unknown"
+        return self.PRICE_MARKS.get(source, "{}").format(f"{value.normalize():f}")
+
+    @admin.display(description="input $/M")
+    def input_price(self, obj: ModelEntry) -> str:
+        return self._price(obj, 0)
+
+    @admin.display(description="cached input $/M")
+    def cached_input_price(self, obj: ModelEntry) -> str:
+        return self._price(obj, 1)
+
+    @admin.display(description="output $/M")
+    def output_price(self, obj: ModelEntry) -> str:
+        return self._price(obj, 2)
+
+    @admin.display(description="prices")
+    def prices(self, obj: ModelEntry) -> str:
+        return obj.pricing().summary(needs_output=not obj.embeddings)
+
+    @admin.display(description="effective prices")
+    def effective_prices(self, obj: ModelEntry) -> str:
+        """Per active deployment: the prices its requests are charged at (USD per million tokens)."""
+        if obj.pk is None:
+            return "Shown once the model is saved."
+        rows = [(f"{dep.provider.name}: {dep.upstream_model or '(requested name)'}", obj.pricing(dep).describe())
+                for dep in obj.active_deployments()]
+        return format_html_join("", "<div>{}: {}</div>", rows) if rows else "No active deployment."
+
+
+class CostFilter(admin.SimpleListFilter):
+    title = "cost"
+    parameter_name = "cost"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
+        return (("known", "known"), ("unknown", "unknown (no price)"), ("estimated", "from estimated usage"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RequestLog]) -> QuerySet[RequestLog]:
+        return {"known": queryset.filter(cost__isnull=False), "unknown": queryset.filter(cost__isnull=True),
+                "estimated": queryset.filter(usage_estimated=True)}.get(self.value(), queryset)
 
 
 @admin.register(RequestLog)
@@ -129,12 +200,21 @@ class RequestLogAdmin(admin.ModelAdmin):
     """Read-only: rows are written by the gateway, never edited."""
 
     list_display = ("created_at", "request_id", "endpoint", "token_name", "requested_model", "provider_account",
-                    "status_code", "prompt_tokens", "completion_tokens", "cost", "latency_ms", "ttft_ms", "session")
-    list_filter = ("status_code", "endpoint", "provider_kind", "stream", "error_type", "created_at")
+                    "status_code", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms",
+                    "session")
+    list_filter = ("status_code", "endpoint", "provider_kind", "stream", "error_type", CostFilter, "created_at")
     search_fields = ("request_id", "session_id", "requested_model", "token_name", "provider_account")
     date_hierarchy = "created_at"
     list_select_related = False
     show_full_result_count = False
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_usd(self, obj: RequestLog) -> str:
+        """USD; "unknown" when no price was known for the model (not $0); ≈ marks estimated usage."""
+        if obj.cost is None:
+            return "unknown"
+        shown = f"${obj.cost.normalize():f}" if obj.cost else "$0"
+        return f"≈{shown} (estimated usage)" if obj.usage_estimated else shown
 
     @admin.display(description="session", ordering="session_id")
     def session(self, obj: RequestLog) -> str:

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from gateway import crypto
+from gateway.usage import prices
 from providers.base import Account
 from providers.registry import UnknownKind, adapter_class, kind_choices
 
@@ -140,8 +141,19 @@ class ModelEntry(models.Model):
     max_output_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="Default max_tokens for providers that require one."
     )
-    input_price_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
-    output_price_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    input_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True,
+        help_text="USD per million input tokens. Empty: the price list's for the upstream model; 0: free.",
+    )
+    cached_input_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True,
+        help_text="USD per million input tokens read from the provider's prompt cache. Empty: the price "
+                  "list's, else the input price.",
+    )
+    output_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True,
+        help_text="USD per million output tokens. Empty: the price list's for the upstream model; 0: free.",
+    )
     is_default = models.BooleanField(default=False, help_text="Used when a request names no model.")
     streaming = models.BooleanField(default=True, help_text="Capability shown in /v1/model-options.")
     tools = models.BooleanField(default=True, help_text="Capability: function/tool calling.")
@@ -163,6 +175,19 @@ class ModelEntry(models.Model):
     @property
     def is_pattern(self) -> bool:
         return "*" in self.name
+
+    def pricing(self, deployment: Deployment | None = None) -> prices.Pricing:
+        """The prices a request served by ``deployment`` (default: the first one tried) is charged at, and
+        where each comes from, as the registry's ``Entry.pricing``."""
+        if deployment is None:
+            deployment = next(iter(self.active_deployments()), None)
+        upstream = deployment.upstream_model if deployment is not None else ""
+        return prices.pricing(self.input_price_per_million, self.cached_input_price_per_million,
+                              self.output_price_per_million, upstream or (None if self.is_pattern else self.name))
+
+    def active_deployments(self) -> list[Deployment]:
+        """In the order they are tried (uses a prefetched ``deployments`` when there is one)."""
+        return sorted((d for d in self.deployments.all() if d.active), key=lambda d: (d.priority, d.id))
 
 
 class Deployment(models.Model):
@@ -205,7 +230,10 @@ class RequestLog(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     total_tokens = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(default=False)
-    cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    cost = models.DecimalField(
+        max_digits=14, decimal_places=8, null=True, blank=True, default=Decimal("0"),
+        help_text="USD. Empty: unknown (a token price neither the model entry nor the price list has).",
+    )
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
     stream = models.BooleanField(default=False)

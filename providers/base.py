@@ -50,6 +50,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # the part of prompt_tokens read from the provider's prompt cache
 
     @classmethod
     def from_openai(cls, data: Any) -> Usage | None:
@@ -57,7 +58,9 @@ class Usage:
             return None
         prompt = count(data.get("prompt_tokens"))
         completion = count(data.get("completion_tokens"))
-        return cls(prompt, completion, count(data.get("total_tokens")) or prompt + completion)
+        details = data.get("prompt_tokens_details")
+        cached = count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+        return cls(prompt, completion, count(data.get("total_tokens")) or prompt + completion, cached)
 
 
 MAX_COUNT = 2**53  # token counts beyond this are not counts (and would not fit a log column)

@@ -43,11 +43,8 @@ def option(entry: Entry, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "providers": providers,
         "context_window": entry.context_window,
         "max_output_tokens": entry.max_output_tokens,
-        "pricing": {
-            "input_per_million": float(entry.input_price_per_million),
-            "output_per_million": float(entry.output_price_per_million),
-            "currency": "USD",
-        },
+        # The first deployment's: a pattern passing the requested name through is priced per name.
+        "pricing": entry.pricing(entry.upstream_model()).as_dict(),
         "capabilities": {c: c in entry.capabilities for c in ModelEntry.CAPABILITIES},
         "default": entry.is_default,
         "available": _available(entry.routes, states),
@@ -92,7 +89,8 @@ class RouteCheck(APIView):
             "candidates": [{"entry": e.name, "rule": "exact" if e.name == model else "pattern"} for e in candidates],
             "deployments": [
                 {"order": i + 1, "provider_account": r.account.name, "provider_kind": r.account.kind,
-                 "upstream_model": r.model_for(model), "priority": r.priority, "weight": r.weight}
+                 "upstream_model": r.model_for(model), "priority": r.priority, "weight": r.weight,
+                 "pricing": entry.pricing(r.model_for(model)).as_dict()}
                 for i, r in enumerate(routes)
             ],
             "ordering": "by priority (lowest first); deployments of equal priority are shuffled by weight on every "

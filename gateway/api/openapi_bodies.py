@@ -112,10 +112,27 @@ class ModelListSerializer(serializers.Serializer):
     data = ModelSerializer(many=True)
 
 
+PRICE_SOURCES = ("entry", "price_list", "price_list_per_model", "input_price", "unknown")
+
+
+class PriceSourcesSerializer(serializers.Serializer):
+    input = choice(*PRICE_SOURCES)
+    cached_input = choice(*PRICE_SOURCES)
+    output = choice(*PRICE_SOURCES)
+
+
 class PricingSerializer(serializers.Serializer):
-    input_per_million = serializers.FloatField()
-    output_per_million = serializers.FloatField()
+    input_per_million = serializers.FloatField(allow_null=True, help_text="USD per million input tokens; "
+                                               "null: unknown, or per requested model (see `sources`).")
+    cached_input_per_million = serializers.FloatField(allow_null=True, help_text="USD per million input tokens "
+                                                      "read from the provider's prompt cache.")
+    output_per_million = serializers.FloatField(allow_null=True)
     currency = choice("USD")
+    sources = PriceSourcesSerializer(help_text="Where each price comes from: the registry entry, the price list "
+                                               "(for the upstream model), the price list per requested model (a "
+                                               "pattern), the input price (no cached price known), or unknown.")
+    price_list_date = serializers.CharField(required=False, help_text="The price list's date, when a price "
+                                                                      "comes from it.")
 
 
 class CapabilitiesSerializer(serializers.Serializer):
@@ -159,6 +176,7 @@ class RouteDeploymentSerializer(serializers.Serializer):
     upstream_model = serializers.CharField()
     priority = serializers.IntegerField()
     weight = serializers.IntegerField()
+    pricing = PricingSerializer(help_text="What a request served by this deployment is charged at.")
 
 
 class RouteCheckSerializer(serializers.Serializer):

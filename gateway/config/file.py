@@ -24,7 +24,8 @@ from gateway.models import Deployment, ModelEntry, ProviderAccount
 from providers.registry import ADAPTERS
 
 PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active"}
-MODEL_KEYS = {"name", "description", "deployments", "input_price_per_million", "output_price_per_million",
+PRICE_KEYS = ("input_price_per_million", "cached_input_price_per_million", "output_price_per_million")
+MODEL_KEYS = {"name", "description", "deployments", *PRICE_KEYS,
               "context_window", "max_output_tokens", "is_default", "active", *ModelEntry.CAPABILITIES}
 DEPLOYMENT_KEYS = {"provider", "model", "weight", "priority", "active"}
 # The registry the gateway starts with: the seed's routing (see the file's comments).
@@ -164,9 +165,9 @@ def _model(check: _Checker, path: str, item: dict[str, Any], provider_names: set
     for key in ("description", "context_window", "max_output_tokens", *flags):
         if key in item and item[key] is not None:
             setattr(entry, key, item[key])
-    for key in ("input_price_per_million", "output_price_per_million"):
+    for key in PRICE_KEYS:  # `null` unsets a price: the price list's is used
         price = check.decimal(path, item, key)
-        if price is not None:
+        if price is not None or (key in item and item[key] is None):
             setattr(entry, key, price)
     check.model_errors(path, entry, exclude=[])
     deployments = item.get("deployments", [])

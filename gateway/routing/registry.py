@@ -22,12 +22,11 @@ from gateway import invalidation, redaction
 from gateway.conf import gateway_settings
 from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
+from gateway.usage import prices
 from providers.base import Account, Usage
 
 if TYPE_CHECKING:
     from gateway.access.authentication import TokenInfo
-
-MILLION = Decimal(1_000_000)
 
 
 @dataclass(frozen=True)
@@ -47,24 +46,32 @@ class Entry:
     name: str
     context_window: int | None
     max_output_tokens: int | None
-    input_price_per_million: Decimal
-    output_price_per_million: Decimal
+    input_price_per_million: Decimal | None  # None: not set here (the price list's is used)
+    output_price_per_million: Decimal | None
     is_default: bool
     created: int
     routes: tuple[Route, ...]
     capabilities: frozenset[str] = frozenset()
+    cached_input_price_per_million: Decimal | None = None
 
     @property
     def is_pattern(self) -> bool:
         return "*" in self.name
 
-    def cost(self, usage: Usage | None) -> Decimal:
-        if usage is None:
-            return Decimal(0)
-        return (
-            self.input_price_per_million * usage.prompt_tokens
-            + self.output_price_per_million * usage.completion_tokens
-        ) / MILLION
+    def upstream_model(self) -> str | None:
+        """The upstream id its first deployment serves (its name when that passes the requested name
+        through); None for a pattern passing the requested name through."""
+        upstream = self.routes[0].upstream_model if self.routes else ""
+        return upstream or (None if self.is_pattern else self.name)
+
+    def pricing(self, upstream_model: str | None) -> prices.Pricing:
+        """This entry's prices when ``upstream_model`` serves it, each from the entry or the price list."""
+        return prices.pricing(self.input_price_per_million, self.cached_input_price_per_million,
+                              self.output_price_per_million, upstream_model)
+
+    def cost(self, usage: Usage | None, upstream_model: str | None = None) -> Decimal | None:
+        """USD for this usage served by ``upstream_model``; None when a price it needs is unknown."""
+        return self.pricing(upstream_model or (None if self.is_pattern else self.name)).cost(usage)
 
 
 @dataclass
@@ -144,10 +151,11 @@ def load_registry() -> Registry:
             m.id, m.name, m.context_window, m.max_output_tokens, m.input_price_per_million,
             m.output_price_per_million, m.is_default, int(m.created_at.timestamp()),
             tuple(sorted(routes.get(m.id, []), key=lambda r: r.priority)),
-            frozenset(c for c in ModelEntry.CAPABILITIES if getattr(m, c)),
+            frozenset(c for c in ModelEntry.CAPABILITIES if getattr(m, c)), m.cached_input_price_per_million,
         )
         for m in ModelEntry.objects.filter(active=True)
     ]
+    prices.price_list()  # read here, off the event loop, rather than by the first request's log row
     redaction.install(account.get_api_key() for account in ProviderAccount.objects.exclude(api_key_encrypted=""))
     return Registry(entries)
 

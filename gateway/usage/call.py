@@ -47,8 +47,16 @@ class Call:
     def fail(self, error: ProviderError) -> None:
         self.status, self.error = error.status, error
 
-    def cost(self) -> Decimal:
-        return self.entry.cost(self.usage) if self.entry is not None else Decimal(0)
+    def upstream_model(self) -> str:
+        """The upstream model id that served the call (the requested name before one was chosen)."""
+        return self.route.model_for(self.requested_model) if self.route else self.requested_model
+
+    def cost(self) -> Decimal | None:
+        """USD from the usage (reported, or estimated), priced for the upstream model that served it;
+        None when it used tokens whose price neither the registry entry nor the price list knows."""
+        if self.entry is None or self.usage is None:
+            return Decimal(0) if self.usage is None else None
+        return self.entry.cost(self.usage, self.upstream_model())
 
     def row(self) -> dict[str, Any]:
         """The log row, every value fitting its column (gateway/usage/clean.py)."""
@@ -64,7 +72,7 @@ class Call:
             "session_id": self.session_id,
             "endpoint": self.endpoint,
             "requested_model": self.requested_model,
-            "resolved_model": route.model_for(self.requested_model) if route else "",
+            "resolved_model": self.upstream_model() if route else "",
             "provider_kind": route.account.kind if route else "",
             "provider_account": route.account.name if route else "",
             "status_code": self.status,

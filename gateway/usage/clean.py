@@ -41,7 +41,7 @@ class _Columns:
         self.text: list[tuple[str, int]] = []  # (attname, max_length)
         self.integer: list[tuple[str, int, int, bool]] = []  # (attname, lowest, highest, nullable)
         self.boolean: list[str] = []
-        self.decimal: list[tuple[str, Decimal]] = []  # (attname, largest magnitude)
+        self.decimal: list[tuple[str, Decimal, bool]] = []  # (attname, largest magnitude, nullable)
         ranges = BaseDatabaseOperations.integer_field_ranges  # the strictest of the backends Django ships
         for field in RequestLog._meta.concrete_fields:
             if field.primary_key:
@@ -55,7 +55,7 @@ class _Columns:
                 self.boolean.append(field.attname)
             elif isinstance(field, models.DecimalField):
                 whole, places = field.max_digits - field.decimal_places, field.decimal_places
-                self.decimal.append((field.attname, Decimal(10) ** whole - Decimal(10) ** -places))
+                self.decimal.append((field.attname, Decimal(10) ** whole - Decimal(10) ** -places, field.null))
 
 
 _columns: _Columns | None = None
@@ -129,9 +129,11 @@ def clean_row(row: dict[str, Any]) -> dict[str, Any]:
         value = get(name, _ABSENT)
         if value.__class__ is not bool and value is not _ABSENT:
             row[name] = bool(value)
-    for name, largest in spec.decimal:
+    for name, largest, nullable in spec.decimal:
         value = get(name, _ABSENT)
         if value.__class__ is Decimal and value.is_finite() and -largest <= value <= largest:
+            continue
+        if value is None and nullable:  # (an unknown cost stays unknown)
             continue
         if value is not _ABSENT:
             row[name] = clean_decimal(value, largest)

@@ -42,9 +42,10 @@ def _counts(usage: Any, into: dict[str, int] | None = None) -> dict[str, int]:
 
 
 def gateway_usage(counts: dict[str, int]) -> Usage:
+    """Prompt tokens are every input token: uncached, written to the cache and read from it (``cached_tokens``)."""
     prompt = sum(counts.get(k, 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
     completion = counts.get("output_tokens", 0)
-    return Usage(prompt, completion, prompt + completion)
+    return Usage(prompt, completion, prompt + completion, counts.get("cache_read_input_tokens", 0))
 
 
 def openai_usage(counts: dict[str, int]) -> dict[str, Any]:

@@ -42,10 +42,11 @@ def usage_of(meta: Any) -> tuple[Usage, dict[str, Any]] | None:
     thoughts = count(meta.get("thoughtsTokenCount"))
     completion = count(meta.get("candidatesTokenCount")) + thoughts
     total = count(meta.get("totalTokenCount")) or prompt + completion
+    cached = count(meta.get("cachedContentTokenCount"))  # part of promptTokenCount
     document = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
-                "prompt_tokens_details": {"cached_tokens": count(meta.get("cachedContentTokenCount"))},
+                "prompt_tokens_details": {"cached_tokens": cached},
                 "completion_tokens_details": {"reasoning_tokens": thoughts}}
-    return Usage(prompt, completion, total), document
+    return Usage(prompt, completion, total, cached), document
 
 
 # -- response ---------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def plan_reply(body: dict[str, Any]) -> dict[str, Any]:
 def usage(plan: dict[str, Any]) -> dict[str, Any]:
     return {"prompt_tokens": plan["prompt_tokens"], "completion_tokens": plan["completion_tokens"],
             "total_tokens": plan["prompt_tokens"] + plan["completion_tokens"],
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": plan.get("cached_tokens", 0), "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 
@@ -98,10 +98,12 @@ class FakeOpenAI(FakeServer):
                 web.post("/v1/completions", self.completions), web.post("/v1/embeddings", self.embeddings)]
 
     without_usage = False  # like some OpenAI-compatible servers: no usage, whatever is asked
+    cached_tokens = 0  # prompt tokens a chat answer reports as read from the prompt cache (at most all)
 
     def reset(self) -> None:
         super().reset()
         self.without_usage = False
+        self.cached_tokens = 0
 
     def fail_next(self, status: int) -> None:
         """The next request gets OpenAI's error body for this status (429 with retry-after: 1)."""
@@ -129,6 +131,7 @@ class FakeOpenAI(FakeServer):
             return denied
         body = orjson.loads(await request.read())
         plan = plan_reply(body)
+        plan["cached_tokens"] = min(self.cached_tokens, plan["prompt_tokens"])
         base = {"id": "chatcmpl-fake0001", "created": int(time.time()), "model": body["model"],
                 "system_fingerprint": "fp_fake"}
         if body.get("stream"):

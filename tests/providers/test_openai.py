@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from providers.base import Account, ProviderError
+from providers.base import Account, ProviderError, Usage
 from providers.openai import OpenAIAdapter, OpenAICompatibleAdapter, PassthroughStream
 
 KEY = "sk-proj-verysecretkey1234567890abcd"
@@ -55,6 +55,13 @@ def test_stream_keeps_usage_chunk_when_client_asked() -> None:
     translator = PassthroughStream(include_usage=True)
     assert run_stream(translator, RECORDED, 13) == RECORDED
     assert translator.usage.prompt_tokens == 14 and translator.usage.completion_tokens == 30
+
+
+def test_cached_prompt_tokens_are_read_from_prompt_tokens_details() -> None:
+    usage = Usage.from_openai({"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+                               "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0}})
+    assert (usage.prompt_tokens, usage.cached_tokens) == (2006, 1920)
+    assert Usage.from_openai({"prompt_tokens": 3, "prompt_tokens_details": None}).cached_tokens == 0
 
 
 def test_stream_accepts_crlf_framing_and_spaced_json() -> None:

@@ -43,6 +43,28 @@ def test_model_options_lists_metadata_capabilities_and_availability(client: Clie
     assert not options["broken"]["available"]  # its only provider has no key
 
 
+def test_model_options_show_the_effective_pricing_and_where_it_comes_from(client: Client, registry: dict) -> None:
+    options = {o["id"]: o["pricing"] for o in get(client, "/v1/model-options", registry["token"]).json()["data"]}
+    assert options["gpt-4o-mini"] == {  # the entry's prices; the cached price is the list's for gpt-4o-mini
+        "input_per_million": 0.15, "cached_input_per_million": 0.075, "output_per_million": 0.6, "currency": "USD",
+        "sources": {"input": "entry", "cached_input": "price_list", "output": "entry"},
+        "price_list_date": "2026-12-01"}
+    assert options["gpt-*"]["input_per_million"] is None  # priced per requested model
+    assert set(options["gpt-*"]["sources"].values()) == {"price_list_per_model"}
+    assert options["broken"]["sources"] == {"input": "unknown", "cached_input": "unknown", "output": "unknown"}
+    assert "price_list_date" not in options["broken"]
+
+
+def test_route_check_shows_the_pricing_of_each_deployment(client: Client, registry: dict) -> None:
+    snapshot = get(client, "/v1/route-check", registry["token"], model="gpt-4o-2024-08-06").json()
+    assert snapshot["deployments"][0]["pricing"]["input_per_million"] == 2.5  # the list's gpt-4o price
+    assert snapshot["deployments"][0]["pricing"]["sources"]["output"] == "price_list"
+    mini = get(client, "/v1/route-check", registry["token"], model="gpt-4o-mini").json()
+    backup = mini["deployments"][1]["pricing"]  # llama3: the entry's prices, no cached price anywhere
+    assert (backup["input_per_million"], backup["cached_input_per_million"]) == (0.15, 0.15)
+    assert backup["sources"]["cached_input"] == "input_price"
+
+
 def test_a_provider_failing_since_its_last_success_makes_its_models_unavailable(client: Client, registry: dict) -> None:
     main = registry["main"]
     main.last_success_at = timezone.now() - timezone.timedelta(minutes=5)

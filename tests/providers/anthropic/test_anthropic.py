@@ -260,6 +260,7 @@ def test_message_becomes_a_chat_completion_with_usage_including_cache_tokens() -
     assert completion["usage"] == {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29,
                                    "prompt_tokens_details": {"cached_tokens": 5}}
     assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.total_tokens) == (20, 9, 29)
+    assert result.usage.cached_tokens == 5  # cache reads; cache writes are ordinary prompt tokens
 
 
 def test_tool_use_blocks_become_tool_calls() -> None:
@@ -323,6 +324,7 @@ def test_tool_use_stream_numbers_calls_from_zero_and_takes_the_last_cumulative_u
     assert events[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert events[-1]["usage"] == {"prompt_tokens": 572, "completion_tokens": 89, "total_tokens": 661,
                                    "prompt_tokens_details": {"cached_tokens": 100}}
+    assert translator.usage.cached_tokens == 100
 
 
 def test_role_chunk_is_not_the_first_token() -> None:

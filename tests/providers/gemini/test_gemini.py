@@ -273,6 +273,15 @@ def test_thoughts_are_hidden_but_counted_as_output_tokens_and_several_candidates
     assert document["usage"]["completion_tokens_details"]["reasoning_tokens"] == 10
 
 
+def test_cached_content_tokens_are_the_usages_cached_tokens() -> None:
+    result = adapter().chat_result(orjson.dumps({
+        "candidates": [{"content": {"parts": [{"text": "A"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 1200, "cachedContentTokenCount": 1000, "candidatesTokenCount": 1,
+                          "totalTokenCount": 1201}}), "my-gemini")
+    assert (result.usage.prompt_tokens, result.usage.cached_tokens) == (1200, 1000)
+    assert orjson.loads(result.body)["usage"]["prompt_tokens_details"] == {"cached_tokens": 1000}
+
+
 @pytest.mark.parametrize("body", [b"<html>oops</html>", b'{"candidates": []}', b"[]"])
 def test_a_2xx_without_an_answer_is_an_upstream_error(body: bytes) -> None:
     with pytest.raises(ProviderError) as info:
