@@ -43,6 +43,12 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG": 2048,
     "KEEPALIVE_SECONDS": 75,
     "GRACEFUL_TIMEOUT": 30,
+    # Postgres connections per worker process, whatever the traffic (Django's psycopg pool; read once,
+    # into DATABASES): requests beyond it wait for a free connection up to DB_POOL_TIMEOUT seconds,
+    # then fail (/health: 503). Size the database for workers x DB_POOL_SIZE (+ management commands).
+    # 0: no pool, one connection per request while it runs (e.g. behind PgBouncer). SQLite: unused.
+    "DB_POOL_SIZE": 8,
+    "DB_POOL_TIMEOUT": 10.0,
 }
 
 

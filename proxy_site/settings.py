@@ -18,6 +18,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlparse
 
+from gateway.conf import DEFAULTS as GATEWAY_DEFAULTS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
 
@@ -69,8 +71,15 @@ def _secret_key() -> str:
         return key
 
 
-def database_from_url(url: str) -> dict:
-    """Turn DATABASE_URL into a Django DATABASES entry (sqlite:/// and postgres:// only)."""
+def database_from_url(url: str, pool_size: int = GATEWAY_DEFAULTS["DB_POOL_SIZE"],
+                      pool_timeout: float = GATEWAY_DEFAULTS["DB_POOL_TIMEOUT"]) -> dict:
+    """Turn DATABASE_URL into a Django DATABASES entry (sqlite:/// and postgres:// only).
+
+    Postgres connections come from one pool per process (Django's psycopg pool) of at most
+    ``pool_size``, whatever the traffic: Django's ASGI handler runs each request in a thread of its
+    own, so kept-open per-thread connections (CONN_MAX_AGE > 0) grew with the number of requests,
+    and closing them per request still opened one per concurrent request. ``pool_size`` 0: no
+    pool, a connection per request (e.g. behind PgBouncer)."""
     parsed = urlparse(url)
     options = dict(parse_qsl(parsed.query))
     if parsed.scheme == "sqlite":
@@ -99,9 +108,10 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": options,
+            "CONN_MAX_AGE": 0,  # what the pool requires: a request's connection goes back when it ends
+            "CONN_HEALTH_CHECKS": True,  # the pool checks a connection before lending it
+            "OPTIONS": {**options, **({"pool": {"min_size": min(2, pool_size), "max_size": pool_size,
+                                                "timeout": pool_timeout}} if pool_size > 0 else {})},
         }
     raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or postgres://)")
 
@@ -155,7 +165,11 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_from_url(ENV.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": database_from_url(
+    ENV.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    pool_size=_int("GATEWAY_DB_POOL_SIZE", GATEWAY_DEFAULTS["DB_POOL_SIZE"]),
+    pool_timeout=_float("GATEWAY_DB_POOL_TIMEOUT", GATEWAY_DEFAULTS["DB_POOL_TIMEOUT"]),
+)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = ENV.get("REDIS_URL", "")
@@ -253,5 +267,7 @@ _GATEWAY_ENV = {
     "BACKLOG": ("GATEWAY_BACKLOG", _int),
     "KEEPALIVE_SECONDS": ("GATEWAY_KEEPALIVE_SECONDS", _int),
     "GRACEFUL_TIMEOUT": ("GATEWAY_GRACEFUL_TIMEOUT", _int),
+    "DB_POOL_SIZE": ("GATEWAY_DB_POOL_SIZE", _int),  # (also read into DATABASES above)
+    "DB_POOL_TIMEOUT": ("GATEWAY_DB_POOL_TIMEOUT", _float),
 }
 GATEWAY = {name: parse(var, None) for name, (var, parse) in _GATEWAY_ENV.items() if ENV.get(var)}

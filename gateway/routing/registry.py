@@ -16,10 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
 
 from gateway import invalidation
 from gateway.conf import gateway_settings
+from gateway.db import borrowed_connection
 from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
 from providers.base import Account, Usage
@@ -128,10 +128,11 @@ def load_registry() -> Registry:
     """Read active entries, deployments and accounts (keys decrypted) in three queries."""
     from gateway.models import Deployment, ModelEntry
 
-    if not connection.in_atomic_block:
-        close_old_connections()
+    with borrowed_connection():
+        deployments = list(Deployment.objects.filter(active=True, provider__active=True, model__active=True)
+                           .select_related("provider"))
+        models = list(ModelEntry.objects.filter(active=True))
     routes: dict[int, list[Route]] = {}
-    deployments = Deployment.objects.filter(active=True, provider__active=True, model__active=True).select_related("provider")
     accounts: dict[int, Account] = {}
     for dep in deployments:
         p = dep.provider
@@ -145,7 +146,7 @@ def load_registry() -> Registry:
             tuple(sorted(routes.get(m.id, []), key=lambda r: r.priority)),
             frozenset(c for c in ModelEntry.CAPABILITIES if getattr(m, c)),
         )
-        for m in ModelEntry.objects.filter(active=True)
+        for m in models
     ]
     return Registry(entries)
 
