@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.routing.provider_check import check_connection
 
@@ -159,3 +160,4 @@ class RequestLogAdmin(admin.ModelAdmin):
 admin.site.site_header = "AI gateway"
 admin.site.site_title = "AI gateway admin"
 admin.site.index_title = "Tokens, providers, models and request logs"
+admin.site.login_form = ThrottledAdminAuthenticationForm  # failed logins throttled per username and address

@@ -49,6 +49,14 @@ DEFAULTS: dict[str, Any] = {
     # 0: no pool, one connection per request while it runs (e.g. behind PgBouncer). SQLite: unused.
     "DB_POOL_SIZE": 8,
     "DB_POOL_TIMEOUT": 10.0,
+    # Admin login throttling: after this many failed logins for one username, or from one client
+    # address, within the window (seconds, from the first failure), further attempts are refused
+    # until the window has passed (0: that counter is off). Counted in Django's cache: with REDIS_URL
+    # shared by every worker, without it per worker process. One address gets more tries than one
+    # username, for several admins behind one NAT.
+    "ADMIN_LOGIN_MAX_FAILURES_PER_USER": 5,
+    "ADMIN_LOGIN_MAX_FAILURES_PER_IP": 20,
+    "ADMIN_LOGIN_WINDOW_SECONDS": 900,
 }
 
 
