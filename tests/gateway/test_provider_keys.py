@@ -152,3 +152,14 @@ def test_rekey_lists_keys_it_cannot_decrypt_and_changes_nothing(settings,
     after = {p.name: p.api_key_encrypted for p in ProviderAccount.objects.all()}
     assert after["locked-away"] == before["locked-away"] and after["other"] != before["other"]
     assert crypto.is_current(after["other"])
+
+
+@pytest.mark.django_db
+def test_rotating_away_from_the_key_derived_from_the_secret_key(settings) -> None:
+    """SECURITY.md's recipe when GATEWAY_ENCRYPTION_KEYS was unset: <new>,<the secret key>, rekey, <new>."""
+    settings.GATEWAY = {}
+    make_provider("derived")
+    use_keys(settings, NEW, settings.SECRET_KEY)
+    assert "1 provider key(s) re-encrypted" in rekey()
+    use_keys(settings, NEW)
+    assert ProviderAccount.objects.get(name="derived").get_api_key() == UPSTREAM_KEY
