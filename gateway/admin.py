@@ -11,6 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from gateway import provider_keys
+from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.routing.provider_check import check_connection
 
@@ -79,23 +81,47 @@ class ProviderAccountForm(forms.ModelForm):
         return account
 
 
+UNDECRYPTABLE_ADVICE = ("cannot be decrypted with the configured GATEWAY_ENCRYPTION_KEYS: requests to it fail "
+                        "(503, provider_key_undecryptable). Add the key it was encrypted with to "
+                        "GATEWAY_ENCRYPTION_KEYS (then run manage.py gateway_rekey), or enter the API key again.")
+
+
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
-    list_display = ("name", "kind", "base_url", "active", "key_stored", "configured", "last_success_at",
+    list_display = ("name", "kind", "base_url", "active", "key", "configured", "last_success_at",
                     "last_error_at", "last_error")
     list_filter = ("kind", "active")
     search_fields = ("name",)
-    readonly_fields = ("key_stored", "last_success_at", "last_error_at", "last_error", "created_at")
+    readonly_fields = ("key", "last_success_at", "last_error_at", "last_error", "created_at")
     actions = ("check_connection_action",)
 
-    @admin.display(boolean=True, description="key stored")
-    def key_stored(self, obj: ProviderAccount) -> bool:
-        return obj.has_api_key
+    @admin.display(description="stored key")
+    def key(self, obj: ProviderAccount) -> str:
+        """The stored key's state (never the key): ok, missing, or undecryptable (in red)."""
+        status = obj.key_status
+        if status == provider_keys.UNDECRYPTABLE:
+            return format_html('<strong style="color: {}">{}</strong>', "#ba2121", status)
+        return "stored" if status == provider_keys.OK else "none"
 
     @admin.display(boolean=True)
     def configured(self, obj: ProviderAccount) -> bool:
         return obj.is_configured
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        unreadable = [p.name for p in ProviderAccount.objects.exclude(api_key_encrypted="")
+                      if p.key_status == provider_keys.UNDECRYPTABLE]
+        if unreadable and request.method == "GET":
+            names = ", ".join(unreadable)
+            self.message_user(request, f"The stored API key of {names} {UNDECRYPTABLE_ADVICE}", messages.ERROR)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        account = self.get_object(request, object_id)
+        if account is not None and request.method == "GET" and account.key_status == provider_keys.UNDECRYPTABLE:
+            self.message_user(request, f"This account's stored API key {UNDECRYPTABLE_ADVICE}", messages.ERROR)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Check connection (one cheap call to the provider)")
     def check_connection_action(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
@@ -239,3 +265,4 @@ class RequestLogAdmin(admin.ModelAdmin):
 admin.site.site_header = "AI gateway"
 admin.site.site_title = "AI gateway admin"
 admin.site.index_title = "Tokens, providers, models and request logs"
+admin.site.login_form = ThrottledAdminAuthenticationForm  # failed logins throttled per username and address

@@ -65,6 +65,20 @@ DEFAULTS: dict[str, Any] = {
     "MAX_HEADER_BYTES": 32 * 1024,
     # Deepest nesting of arrays and objects accepted in a JSON request body (400 invalid_json above it).
     "MAX_JSON_DEPTH": 64,
+    # Postgres connections per worker process, whatever the traffic (Django's psycopg pool; read once,
+    # into DATABASES): requests beyond it wait for a free connection up to DB_POOL_TIMEOUT seconds,
+    # then fail (/health: 503). Size the database for workers x DB_POOL_SIZE (+ management commands).
+    # 0: no pool, one connection per request while it runs (e.g. behind PgBouncer). SQLite: unused.
+    "DB_POOL_SIZE": 8,
+    "DB_POOL_TIMEOUT": 10.0,
+    # Admin login throttling: after this many failed logins for one username, or from one client
+    # address, within the window (seconds, from the first failure), further attempts are refused
+    # until the window has passed (0: that counter is off). Counted in Django's cache: with REDIS_URL
+    # shared by every worker, without it per worker process. One address gets more tries than one
+    # username, for several admins behind one NAT.
+    "ADMIN_LOGIN_MAX_FAILURES_PER_USER": 5,
+    "ADMIN_LOGIN_MAX_FAILURES_PER_IP": 20,
+    "ADMIN_LOGIN_WINDOW_SECONDS": 900,
 }
 
 

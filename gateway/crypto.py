@@ -50,7 +50,27 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     """Decrypt a stored provider key; a key that no configured key opens reads as empty."""
+    return decrypt_or_none(token) or ""
+
+
+def decrypt_or_none(token: str) -> str | None:
+    """Decrypt a stored provider key; None when no configured key opens it."""
     try:
         return cipher().decrypt(token.encode()).decode()
     except InvalidToken:
-        return ""
+        return None
+
+
+def is_current(token: str) -> bool:
+    """Encrypted under the first (current) key, as ``rotate`` would leave it."""
+    first = Fernet(_fernet_key(gateway_settings.ENCRYPTION_KEYS[0]))
+    try:
+        first.decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+def rotate(token: str) -> str:
+    """The same plaintext encrypted under the first key (raises ``InvalidToken`` if no key opens it)."""
+    return cipher().rotate(token.encode()).decode()

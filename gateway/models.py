@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from gateway import crypto
+from gateway import crypto, provider_keys
 from gateway.usage import prices
 from providers.base import Account
 from providers.registry import UnknownKind, adapter_class, kind_choices
@@ -99,27 +99,46 @@ class ProviderAccount(models.Model):
 
     @property
     def has_api_key(self) -> bool:
+        """A key is stored (whether or not it can be decrypted: see ``key_status``)."""
         return bool(self.api_key_encrypted)
 
     @property
+    def key_status(self) -> str:
+        """"ok" (a key is stored and decrypts), "missing" (none stored) or "undecryptable" (stored, but
+        none of GATEWAY_ENCRYPTION_KEYS opens it: requests to the account fail with a 503)."""
+        if not self.api_key_encrypted:
+            return provider_keys.MISSING
+        return provider_keys.OK if self._decrypted_key() is not None else provider_keys.UNDECRYPTABLE
+
+    @property
     def is_configured(self) -> bool:
-        """Has what its kind needs to be called: a key, unless the kind works without one."""
+        """Has what its kind needs to be called: a usable key, unless the kind works without one."""
         try:
             cls = adapter_class(self.kind)
         except UnknownKind:
             return False
-        return self.has_api_key or not cls.requires_api_key
+        status = self.key_status
+        return status == provider_keys.OK or (status == provider_keys.MISSING and not cls.requires_api_key)
 
     def set_api_key(self, raw: str) -> None:
         self.api_key_encrypted = crypto.encrypt(raw) if raw else ""
 
+    def _decrypted_key(self) -> str | None:
+        key = crypto.decrypt_or_none(self.api_key_encrypted)
+        provider_keys.note_decryption(self.pk, self.name, key is not None)
+        return key
+
     def get_api_key(self) -> str:
-        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+        """The decrypted key; "" when none is stored or it cannot be decrypted."""
+        return (self._decrypted_key() or "") if self.api_key_encrypted else ""
 
     def as_account(self) -> Account:
-        """What an adapter gets: the settings of this account, with the key decrypted."""
-        return Account(self.name, self.kind, self.base_url, self.get_api_key(), dict(self.options or {}),
-                       self.connect_timeout, self.read_timeout)
+        """What an adapter gets: the settings of this account, with the key decrypted (and its state)."""
+        key = self._decrypted_key() if self.api_key_encrypted else ""
+        status = (provider_keys.MISSING if not self.api_key_encrypted
+                  else provider_keys.OK if key is not None else provider_keys.UNDECRYPTABLE)
+        return provider_keys.StoredAccount(self.name, self.kind, self.base_url, key or "", dict(self.options or {}),
+                                           self.connect_timeout, self.read_timeout, key_status=status)
 
 
 def validate_model_name(value: str) -> None:

@@ -2,13 +2,16 @@
 
 Everything an operator can change is an environment variable read here, once:
 
+- DJANGO_DEBUG            the mode: unset = local (loopback only, plain HTTP, generated secret);
+                          true = development (debug pages); false = production (secret key and
+                          allowed hosts required, HTTPS enforced: HSTS, SSL redirect, secure cookies)
 - DATABASE_URL            sqlite:///path (default: db.sqlite3 beside manage.py) or postgres://...
 - REDIS_URL               redis://host:port/db; shared counters and cross-worker cache invalidation
-- DJANGO_SECRET_KEY       Django's secret; generated into .secret_key on first start if unset
+- DJANGO_SECRET_KEY       Django's secret; outside production generated into .secret_key if unset
 - GATEWAY_ENCRYPTION_KEYS comma-separated keys that encrypt provider API keys at rest (the first
                           encrypts, all decrypt, so keys can be rotated); derived from the
                           secret key if unset
-- DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS, GATEWAY_* tuning knobs below.
+- DJANGO_ALLOWED_HOSTS, DJANGO_SECURE_*, GATEWAY_* tuning knobs below.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import os
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+from gateway.conf import DEFAULTS as GATEWAY_DEFAULTS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -28,11 +35,18 @@ def use_these_settings() -> None:
     ENV.setdefault("DJANGO_SETTINGS_MODULE", __name__)
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def _bool(name: str, default: bool | None) -> bool | None:
-    value = ENV.get(name)
-    if value is None or value == "":
+    """A yes/no variable; anything but the usual spellings is an error (a typo must not switch
+    a security setting off)."""
+    value = (ENV.get(name) or "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise ImproperlyConfigured(f"{name}={ENV[name]!r}: use true or false")
 
 
 def _int(name: str, default: int | None) -> int | None:
@@ -56,7 +70,28 @@ def _list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _secret_key() -> str:
+def _mode() -> str:
+    """DJANGO_DEBUG unset: "local"; true: "development"; false: "production"."""
+    value = (ENV.get("DJANGO_DEBUG") or "").strip().lower()
+    if not value:
+        return "local"
+    if value not in _TRUE | _FALSE:
+        raise ImproperlyConfigured(f"DJANGO_DEBUG={ENV['DJANGO_DEBUG']!r}: use false (production), true "
+                                   "(development, with debug pages) or leave it unset (local: loopback only)")
+    return "development" if value in _TRUE else "production"
+
+
+def _required(name: str, why: str) -> str:
+    value = (ENV.get(name) or "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} is not set: with DJANGO_DEBUG=false (production) {why}")
+    return value
+
+
+def _secret_key(mode: str) -> str:
+    if mode == "production":
+        return _required("DJANGO_SECRET_KEY", "the secret key must come from the environment (50 or more "
+                         "random characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(50))').")
     if ENV.get("DJANGO_SECRET_KEY"):
         return ENV["DJANGO_SECRET_KEY"]
     path = BASE_DIR / ".secret_key"
@@ -69,8 +104,15 @@ def _secret_key() -> str:
         return key
 
 
-def database_from_url(url: str) -> dict:
-    """Turn DATABASE_URL into a Django DATABASES entry (sqlite:/// and postgres:// only)."""
+def database_from_url(url: str, pool_size: int = GATEWAY_DEFAULTS["DB_POOL_SIZE"],
+                      pool_timeout: float = GATEWAY_DEFAULTS["DB_POOL_TIMEOUT"]) -> dict:
+    """Turn DATABASE_URL into a Django DATABASES entry (sqlite:/// and postgres:// only).
+
+    Postgres connections come from one pool per process (Django's psycopg pool) of at most
+    ``pool_size``, whatever the traffic: Django's ASGI handler runs each request in a thread of its
+    own, so kept-open per-thread connections (CONN_MAX_AGE > 0) grew with the number of requests,
+    and closing them per request still opened one per concurrent request. ``pool_size`` 0: no
+    pool, a connection per request (e.g. behind PgBouncer)."""
     parsed = urlparse(url)
     options = dict(parse_qsl(parsed.query))
     if parsed.scheme == "sqlite":
@@ -99,17 +141,53 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": options,
+            "CONN_MAX_AGE": 0,  # what the pool requires: a request's connection goes back when it ends
+            "CONN_HEALTH_CHECKS": True,  # the pool checks a connection before lending it
+            "OPTIONS": {**options, **({"pool": {"min_size": min(2, pool_size), "max_size": pool_size,
+                                                "timeout": pool_timeout}} if pool_size > 0 else {})},
         }
     raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or postgres://)")
 
 
-SECRET_KEY = _secret_key()
-DEBUG = _bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = _list("DJANGO_ALLOWED_HOSTS", ["*"])
+def _proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """DJANGO_SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (or X-Forwarded-Proto): the header
+    through which a TLS-terminating proxy says the client used https."""
+    value = (ENV.get(name) or "").strip()
+    if not value:
+        return None
+    header = value.upper().replace("-", "_")
+    return (header if header.startswith("HTTP_") else f"HTTP_{header}", "https")
+
+
+# The three modes (README, "Modes"): local needs nothing set and answers only on loopback names over
+# plain HTTP; development adds Django's debug pages; production refuses to start without its secret
+# key and host names, and enforces HTTPS unless a variable below switches a part of it off.
+MODE = _mode()
+PRODUCTION = MODE == "production"
+SECRET_KEY = _secret_key(MODE)
+DEBUG = MODE == "development"
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = _list("DJANGO_ALLOWED_HOSTS", [])
+if not ALLOWED_HOSTS and PRODUCTION:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is not set: with DJANGO_DEBUG=false (production) list the "
+                               "host names the gateway answers to, comma-separated (e.g. gw.example.com).")
+ALLOWED_HOSTS = ALLOWED_HOSTS or LOOPBACK_HOSTS
 CSRF_TRUSTED_ORIGINS = _list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# HTTPS (Django's SecurityMiddleware and cookie flags; on in production). Behind a proxy that
+# terminates TLS, set DJANGO_SECURE_PROXY_SSL_HEADER so that Django sees which requests were https,
+# or DJANGO_SECURE_SSL_REDIRECT=false when the proxy itself redirects plain HTTP.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = _bool("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^health$"]  # load balancers and orchestrators probe it over plain HTTP
+SECURE_HSTS_SECONDS = _int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Preloading is a commitment for the whole domain that browsers keep for months: only on request.
+SECURE_HSTS_PRELOAD = _bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = _bool("DJANGO_SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = _bool("DJANGO_CSRF_COOKIE_SECURE", PRODUCTION)
+# security.W021 only says that the site could not be submitted to the browsers' preload list.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -157,7 +235,11 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_from_url(ENV.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": database_from_url(
+    ENV.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    pool_size=_int("GATEWAY_DB_POOL_SIZE", GATEWAY_DEFAULTS["DB_POOL_SIZE"]),
+    pool_timeout=_float("GATEWAY_DB_POOL_TIMEOUT", GATEWAY_DEFAULTS["DB_POOL_TIMEOUT"]),
+)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = ENV.get("REDIS_URL", "")
@@ -264,5 +346,10 @@ _GATEWAY_ENV = {
     "OPS_TOKEN": ("GATEWAY_OPS_TOKEN", _str),
     "MAX_HEADER_BYTES": ("GATEWAY_MAX_HEADER_BYTES", _int),
     "MAX_JSON_DEPTH": ("GATEWAY_MAX_JSON_DEPTH", _int),
+    "DB_POOL_SIZE": ("GATEWAY_DB_POOL_SIZE", _int),  # (also read into DATABASES above)
+    "DB_POOL_TIMEOUT": ("GATEWAY_DB_POOL_TIMEOUT", _float),
+    "ADMIN_LOGIN_MAX_FAILURES_PER_USER": ("GATEWAY_ADMIN_LOGIN_MAX_FAILURES_PER_USER", _int),
+    "ADMIN_LOGIN_MAX_FAILURES_PER_IP": ("GATEWAY_ADMIN_LOGIN_MAX_FAILURES_PER_IP", _int),
+    "ADMIN_LOGIN_WINDOW_SECONDS": ("GATEWAY_ADMIN_LOGIN_WINDOW_SECONDS", _int),
 }
 GATEWAY = {name: parse(var, None) for name, (var, parse) in _GATEWAY_ENV.items() if ENV.get(var)}

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
 from gateway import crypto, invalidation
 from gateway.conf import gateway_settings
+from gateway.db import borrowed_connection
 from gateway.errors import authentication_failed, not_authenticated
 from gateway.routing import patterns
 
@@ -100,9 +100,8 @@ def load_token(digest: str) -> TokenInfo | None:
     """One query: the token with this digest, or None."""
     from gateway.models import ApiToken
 
-    if not connection.in_atomic_block:  # (tests run inside a transaction)
-        close_old_connections()
-    row = ApiToken.objects.filter(digest=digest).first()
+    with borrowed_connection():
+        row = ApiToken.objects.filter(digest=digest).first()
     if row is None:
         return None
     expires = row.expires_at.timestamp() if isinstance(row.expires_at, datetime) else None

@@ -237,6 +237,9 @@ class ProviderAccountStateSerializer(serializers.Serializer):
     kind = serializers.CharField()
     active = serializers.BooleanField()
     configured = serializers.BooleanField()
+    key_status = serializers.ChoiceField(["ok", "missing", "undecryptable"], help_text=(
+        "`undecryptable`: none of GATEWAY_ENCRYPTION_KEYS decrypts the stored key; requests to the account "
+        "get 503 `provider_key_undecryptable`."))
     last_success_at = serializers.DateTimeField(allow_null=True)
     last_error_at = serializers.DateTimeField(allow_null=True)
     last_error = serializers.CharField(allow_null=True, help_text="The last upstream error's text.")

@@ -135,6 +135,7 @@ def account_states(accounts: list[Any]) -> list[dict[str, Any]]:
             "kind": p.kind,
             "active": p.active,
             "configured": p.is_configured,
+            "key_status": p.key_status,  # ok | missing | undecryptable (GATEWAY_ENCRYPTION_KEYS changed)
             "last_success_at": p.last_success_at.isoformat() if p.last_success_at else None,
             "last_error_at": p.last_error_at.isoformat() if p.last_error_at else None,
             "last_error": p.last_error or None,

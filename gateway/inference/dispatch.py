@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.inference import transport as upstream
+from gateway.provider_keys import missing_key_error
 from gateway.routing.registry import Route
 from gateway.usage.call import Call
 from providers.base import Adapter, ProviderError, UpstreamRequest
@@ -26,9 +27,8 @@ async def send_with_fallbacks(
         call.attempts += 1
         call.route = route
         adapter = adapter_for(route.account)
-        if adapter.requires_api_key and not route.account.api_key:
-            last_error = ProviderError(503, f"The provider account '{route.account.name}' has no API key configured; "
-                                       "an administrator must add one.", "upstream_error", "provider_not_configured")
+        if (missing_key := missing_key_error(route.account, adapter.requires_api_key)) is not None:
+            last_error = missing_key
             continue
         request = build(adapter, route)
         try:

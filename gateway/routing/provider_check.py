@@ -5,6 +5,7 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
+from gateway import provider_keys
 from gateway.inference import transport
 from gateway.inference.transport import Timeouts, UpstreamUnavailable
 from gateway.models import ProviderAccount
@@ -32,6 +33,8 @@ async def _probe(account: ProviderAccount) -> tuple[bool, str]:
 def check_connection(account: ProviderAccount) -> tuple[bool, str]:
     """Call the provider once (a models list where it has one); stamp last success or last error."""
     try:
+        if account.key_status == provider_keys.UNDECRYPTABLE:
+            raise provider_keys.missing_key_error(account.as_account(), True)  # not sent keyless
         ok, message = async_to_sync(_probe)(account)
     except UnknownKind as exc:
         ok, message = False, str(exc)

@@ -16,10 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
 
 from gateway import invalidation, redaction
 from gateway.conf import gateway_settings
+from gateway.db import borrowed_connection
 from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
 from gateway.usage import prices
@@ -136,10 +136,11 @@ def load_registry() -> Registry:
     key, in use or not, is handed to the redactor."""
     from gateway.models import Deployment, ModelEntry, ProviderAccount
 
-    if not connection.in_atomic_block:
-        close_old_connections()
+    with borrowed_connection():
+        deployments = list(Deployment.objects.filter(active=True, provider__active=True, model__active=True)
+                           .select_related("provider"))
+        models = list(ModelEntry.objects.filter(active=True))
     routes: dict[int, list[Route]] = {}
-    deployments = Deployment.objects.filter(active=True, provider__active=True, model__active=True).select_related("provider")
     accounts: dict[int, Account] = {}
     for dep in deployments:
         p = dep.provider
@@ -153,7 +154,7 @@ def load_registry() -> Registry:
             tuple(sorted(routes.get(m.id, []), key=lambda r: r.priority)),
             frozenset(c for c in ModelEntry.CAPABILITIES if getattr(m, c)), m.cached_input_price_per_million,
         )
-        for m in ModelEntry.objects.filter(active=True)
+        for m in models
     ]
     prices.price_list()  # read here, off the event loop, rather than by the first request's log row
     redaction.install(account.get_api_key() for account in ProviderAccount.objects.exclude(api_key_encrypted=""))

@@ -86,3 +86,18 @@ def test_gateway_serve_answers_the_sdk_and_flushes_logs_on_shutdown(served_gatew
     count = manage(served_gateway["env"], "shell", "-c",
                    "from gateway.models import RequestLog; print(RequestLog.objects.filter(status_code=200).count())")
     assert count.strip().splitlines()[-1] == "2"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("bind", "hint"), [("0.0.0.0:8000", True), ("127.0.0.1:8000", False), ("[::1]:8000", False)])
+def test_serving_beyond_loopback_in_local_mode_says_which_variable_to_set(bind: str, hint: bool) -> None:
+    from io import StringIO
+
+    from django.test import override_settings
+
+    from gateway.management.commands.gateway_serve import Command
+
+    out = StringIO()
+    with override_settings(ALLOWED_HOSTS=["localhost", "127.0.0.1", "[::1]"]):
+        Command(stdout=out).next_steps(bind)
+    assert ("set DJANGO_ALLOWED_HOSTS" in out.getvalue()) is hint

@@ -71,6 +71,11 @@ class Command(BaseCommand):
             steps.append(f"Add a provider API key:           {url}/admin/gateway/provideraccount/")
         if not ApiToken.objects.exists():
             steps.append(f"Issue an API token:               {manage} gateway_token create --name my-app")
+        host = bind.rpartition(":")[0].strip("[]")
+        loopback_only = set(settings.ALLOWED_HOSTS) <= set(getattr(settings, "LOOPBACK_HOSTS", ()))
+        if host not in ("127.0.0.1", "localhost", "::1") and loopback_only:
+            steps.append(f"Listening on {host}, but only loopback host names are accepted: set DJANGO_ALLOWED_HOSTS "
+                         "(and, for production, DJANGO_DEBUG=false: see README, Modes)")
         if steps:
             self.stdout.write("Next steps (in another terminal, from this directory):")
             for step in steps:

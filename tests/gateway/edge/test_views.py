@@ -108,7 +108,7 @@ def test_a_request_no_authenticator_accepts_gets_the_401_envelope() -> None:
 
 def test_a_throttle_that_refuses_answers_429_with_retry_after_before_the_handler() -> None:
     Recorder.log.clear()
-    status, headers, body = run_asgi(app_with(Throttled), headers=[(b"host", b"h"), (b"x-user", b"1")])
+    status, headers, body = run_asgi(app_with(Throttled), headers=[(b"host", b"testserver"), (b"x-user", b"1")])
     assert status == 429 and headers["retry-after"] == "7"
     assert orjson.loads(body)["error"]["type"] == "rate_limit_error"
     assert Recorder.log == ["authenticate", "permission", "throttle"]
