@@ -97,9 +97,35 @@ async def refuse(scope: Scope, send: Send, exc: GatewayError) -> None:
     """Answer a request the ASGI app will not hand on (headers or body too large, a disallowed Host)."""
     response = Response(send, "")
     if is_api_path(scope["path"]):
-        response.cors = cors.response_headers(
+        response.extra_headers = cors.response_headers(
             next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None))
     await response.error(exc)
+
+
+def is_secure(scope: Scope) -> bool:
+    """Django's ``request.is_secure()`` for the hot path: TLS here, or ``SECURE_PROXY_SSL_HEADER``'s
+    header from the TLS-terminating proxy (uvicorn also sets the scheme from a trusted proxy)."""
+    if scope.get("scheme") == "https":
+        return True
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if not proxy:
+        return False
+    name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+    return any(k == name and v.decode("latin-1").split(",")[0].strip() == proxy[1] for k, v in scope["headers"])
+
+
+def hsts_header() -> str:
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    return value + ("; preload" if settings.SECURE_HSTS_PRELOAD else "")
+
+
+def https_required() -> GatewayError:
+    """Plain HTTP under SECURE_SSL_REDIRECT: refused, not redirected (the token has already crossed in
+    the clear, and clients do not repeat a POST at a redirect's address)."""
+    return GatewayError(403, "This gateway accepts API requests over HTTPS only; use its https:// address.",
+                        "invalid_request_error", "https_required")
 
 
 class GatewayApp:
@@ -152,12 +178,17 @@ class GatewayApp:
         declared = b""
         for name, value in scope["headers"]:
             if name == b"origin":
-                response.cors = cors.response_headers(value.decode("latin-1"))
+                response.extra_headers = cors.response_headers(value.decode("latin-1"))
             elif name == b"content-length":
                 declared = value
         try:
             if not host_allowed(scope):
                 raise invalid_host()
+            secure = is_secure(scope)
+            if settings.SECURE_HSTS_SECONDS and secure:
+                response.extra_headers = {**response.extra_headers, "Strict-Transport-Security": hsts_header()}
+            if settings.SECURE_SSL_REDIRECT and not secure:
+                raise https_required()
             if scope["method"] != view.method:
                 raise method_not_allowed(scope["method"], view.method)
             limit = gateway_settings.MAX_BODY_BYTES

@@ -68,7 +68,7 @@ class Response:
         self._receive = receive
         self.request_id = request_id
         self.started = False
-        self.cors: dict[str, str] = {}
+        self.extra_headers: dict[str, str] = {}  # CORS and HSTS, on whatever is sent
         self.disconnected = False
         self._watcher: asyncio.Task | None = None
         self._on_disconnect: list[Callable[[], None]] = []
@@ -77,8 +77,8 @@ class Response:
         if not self.request_id:  # the request failed before it was read
             self.request_id = new_request_id()
         headers = [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
-        if self.cors:
-            headers += [(k.lower().encode(), v.encode()) for k, v in self.cors.items()]
+        if self.extra_headers:
+            headers += [(k.lower().encode(), v.encode()) for k, v in self.extra_headers.items()]
         if extra:
             headers += [(k.lower().encode(), redaction.data(v.encode())) for k, v in extra.items()]
         return headers

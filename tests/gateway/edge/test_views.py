@@ -133,3 +133,18 @@ def test_django_itself_never_serves_a_hot_path_by_accident() -> None:
     response = Client().post("/v1/chat/completions", data={}, content_type="application/json")
     assert response.status_code == 501
     assert "ASGI" in response.json()["error"]["message"]
+
+
+def test_under_ssl_redirect_plain_http_is_refused_and_https_answers_carry_hsts(settings) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    user = (b"x-user", b"1")
+    plain = run_asgi(app_with(Echo), headers=[(b"host", b"testserver"), user])
+    assert plain[0] == 403 and orjson.loads(plain[2])["error"]["code"] == "https_required"
+    assert "strict-transport-security" not in plain[1]
+    proxied = run_asgi(app_with(Echo), headers=[(b"host", b"testserver"), user, (b"x-forwarded-proto", b"https")])
+    assert proxied[0] == 200 and proxied[1]["strict-transport-security"] == "max-age=3600; includeSubDomains"
+    settings.SECURE_SSL_REDIRECT = False
+    assert run_asgi(app_with(Echo), headers=[(b"host", b"testserver"), user])[0] == 200
