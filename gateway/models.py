@@ -266,3 +266,35 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.endpoint} {self.status_code}"
+
+
+class UsageDaily(models.Model):
+    """Requests, tokens and cost per day, team, token, model and provider account: what reports read
+    (never the raw log). Kept by the request-log writer in the same transaction as the rows it sums;
+    ``manage.py gateway_usage rebuild`` recomputes it from the raw log."""
+
+    day = models.DateField()  # in settings.TIME_ZONE
+    # Plain ids (0: none) rather than foreign keys: one row per key even without a team, and it stays
+    # when a token or team is deleted (the names are kept beside them).
+    team_id = models.PositiveBigIntegerField(default=0)
+    team_name = models.CharField(max_length=100, blank=True)
+    token_id = models.PositiveBigIntegerField(default=0)
+    token_name = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="The model name the client asked for.")
+    provider = models.CharField(max_length=100, blank=True, help_text="The provider account that answered.")
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal("0"), help_text="USD, known costs only.")
+    unknown_cost_requests = models.PositiveIntegerField(default=0, help_text="Requests whose cost is unknown.")
+
+    class Meta:
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+        constraints = [models.UniqueConstraint(fields=["day", "team_id", "token_id", "model", "provider"],
+                                               name="usage_daily_unique")]
+        indexes = [models.Index(fields=["team_id", "day"]), models.Index(fields=["token_id", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.token_name or '-'} {self.model} {self.provider}"
