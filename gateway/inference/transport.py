@@ -161,9 +161,16 @@ class AiohttpTransport(Transport):
     async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
         try:
-            response = await self._session.request(
-                request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
-            )
+            try:
+                response = await self._session.request(
+                    request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
+                )
+            except aiohttp.ClientConnectionResetError:
+                # A pooled keep-alive connection the upstream had just closed: nothing was sent on it
+                # ("cannot write to closing transport"), so the request goes once more, on a new one.
+                response = await self._session.request(
+                    request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
+                )
         except TimeoutError as exc:
             raise UpstreamUnavailable("The upstream did not answer in time.", timeout=True) from exc
         except aiohttp.ClientError as exc:

@@ -165,3 +165,30 @@ def test_the_aiohttp_transport_maps_a_refused_connection_to_upstream_unavailable
 
     error = asyncio.run(main())
     assert not error.timeout and str(error) == "Could not reach the upstream: ClientConnectorError."
+
+
+def test_a_pooled_connection_found_closed_is_replaced_once_not_reported_as_unreachable() -> None:
+    import aiohttp
+
+    class Answer:
+        status, headers = 200, {}
+
+    async def scenario() -> list[str]:
+        transport = AiohttpTransport()
+        tries: list[str] = []
+
+        async def request(*args, **kwargs):
+            tries.append("sent")
+            if len(tries) == 1:
+                raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+            return Answer()
+
+        transport._session.request = request  # type: ignore[method-assign]
+        try:
+            response = await transport.send(UpstreamRequest("POST", "http://127.0.0.1:9/x", {}), Timeouts(1, 1))
+            assert response.status == 200
+            return tries
+        finally:
+            await transport.aclose()
+
+    assert asyncio.run(scenario()) == ["sent", "sent"]
