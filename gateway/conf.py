@@ -79,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_LOGIN_MAX_FAILURES_PER_USER": 5,
     "ADMIN_LOGIN_MAX_FAILURES_PER_IP": 20,
     "ADMIN_LOGIN_WINDOW_SECONDS": 900,
+    # Days of raw request-log rows `manage.py gateway_usage prune` keeps before today (older whole days
+    # are deleted; the daily aggregates, UsageDaily, stay). 0: keep everything.
+    "LOG_RETENTION_DAYS": 0,
 }
 
 

@@ -100,18 +100,18 @@ def raw_groups(first: dt.date, last: dt.date) -> dict[tuple, dict[str, Any]]:
     rows = (
         RequestLog.objects.filter(created_at__gte=day_start(first), created_at__lt=day_start(last + dt.timedelta(days=1)))
         .annotate(d=TruncDate("created_at", tzinfo=timezone.get_default_timezone()))
-        .values("d", "requested_model", "provider_account", team=Coalesce("team_id", Value(0)),
-                tok=Coalesce("token_id", Value(0)))
-        .annotate(requests=Count("id"), errors=Count("id", filter=Q(status_code__gte=400)),
-                  prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"), cost=Sum("cost"),
-                  unknown_cost_requests=Count("id", filter=Q(cost__isnull=True)), token_name=Max("token_name"))
+        .values("d", "requested_model", "provider_account", team_key=Coalesce("team_id", Value(0)),
+                token_key=Coalesce("token_id", Value(0)))
+        .annotate(n=Count("id"), n_errors=Count("id", filter=Q(status_code__gte=400)),
+                  prompt_sum=Sum("prompt_tokens"), completion_sum=Sum("completion_tokens"), cost_sum=Sum("cost"),
+                  n_unknown=Count("id", filter=Q(cost__isnull=True)), name=Max("token_name"))
         .order_by()
     )
     return {
-        (r["d"], r["team"], r["tok"], r["requested_model"], r["provider_account"]): {
-            "token_name": r["token_name"] or "", "requests": r["requests"], "errors": r["errors"],
-            "prompt_tokens": r["prompt_tokens"] or 0, "completion_tokens": r["completion_tokens"] or 0,
-            "cost": r["cost"] or Decimal(0), "unknown_cost_requests": r["unknown_cost_requests"],
+        (r["d"], r["team_key"], r["token_key"], r["requested_model"], r["provider_account"]): {
+            "token_name": r["name"] or "", "requests": r["n"], "errors": r["n_errors"],
+            "prompt_tokens": r["prompt_sum"] or 0, "completion_tokens": r["completion_sum"] or 0,
+            "cost": r["cost_sum"] or Decimal(0), "unknown_cost_requests": r["n_unknown"],
         }
         for r in rows
     }
