@@ -43,8 +43,9 @@ DEFAULTS: dict[str, Any] = {
     # (bench/: p99 at c=1 went from 16 ms with 1 s/500 rows to ~2 ms).
     "LOG_BATCH_SIZE": 200,
     "LOG_FLUSH_SECONDS": 0.25,
-    # Store prompt and completion text on log rows (off: only counts, timings and cost).
-    "LOG_BODIES": False,
+    # Store prompt and completion text on log rows: "off" (only counts, timings and cost), "all", or
+    # "errors" (only on the rows of failed requests, status >= 400). True and False mean "all" and "off".
+    "LOG_BODIES": "off",
     # Failed authentications (401 from the token check) logged one row each, per minute and per
     # process; past that they are counted and each minute's count is written as one summary row
     # (error_type "auth_failures_suppressed"), so a flood of random tokens cannot fill the log.
@@ -79,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_LOGIN_MAX_FAILURES_PER_USER": 5,
     "ADMIN_LOGIN_MAX_FAILURES_PER_IP": 20,
     "ADMIN_LOGIN_WINDOW_SECONDS": 900,
+    # Days of raw request-log rows `manage.py gateway_usage prune` keeps before today (older whole days
+    # are deleted; the daily aggregates, UsageDaily, stay). 0: keep everything.
+    "LOG_RETENTION_DAYS": 0,
 }
 
 

@@ -49,6 +49,18 @@ def _bool(name: str, default: bool | None) -> bool | None:
     raise ImproperlyConfigured(f"{name}={ENV[name]!r}: use true or false")
 
 
+def _log_bodies(name: str, default: str | None) -> str | None:
+    """off / all / errors (the bodies of failed requests only); true and false still mean all and off."""
+    value = (ENV.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("off", "all", "errors"):
+        return value
+    if value in _TRUE | _FALSE:
+        return "all" if value in _TRUE else "off"
+    raise ImproperlyConfigured(f"{name}={ENV[name]!r}: use off, all or errors")
+
+
 def _int(name: str, default: int | None) -> int | None:
     value = ENV.get(name)
     return int(value) if value else default
@@ -336,7 +348,7 @@ _GATEWAY_ENV = {
     "UPSTREAM_KEEPALIVE_SECONDS": ("GATEWAY_UPSTREAM_KEEPALIVE_SECONDS", _float),
     "LOG_BATCH_SIZE": ("GATEWAY_LOG_BATCH_SIZE", _int),
     "LOG_FLUSH_SECONDS": ("GATEWAY_LOG_FLUSH_SECONDS", _float),
-    "LOG_BODIES": ("GATEWAY_LOG_BODIES", _bool),
+    "LOG_BODIES": ("GATEWAY_LOG_BODIES", _log_bodies),
     "AUTH_FAILURE_LOG_PER_MINUTE": ("GATEWAY_AUTH_FAILURE_LOG_PER_MINUTE", _int),
     "BIND": ("GATEWAY_BIND", _str),
     "WORKERS": ("GATEWAY_WORKERS", _int),
@@ -351,5 +363,6 @@ _GATEWAY_ENV = {
     "ADMIN_LOGIN_MAX_FAILURES_PER_USER": ("GATEWAY_ADMIN_LOGIN_MAX_FAILURES_PER_USER", _int),
     "ADMIN_LOGIN_MAX_FAILURES_PER_IP": ("GATEWAY_ADMIN_LOGIN_MAX_FAILURES_PER_IP", _int),
     "ADMIN_LOGIN_WINDOW_SECONDS": ("GATEWAY_ADMIN_LOGIN_WINDOW_SECONDS", _int),
+    "LOG_RETENTION_DAYS": ("GATEWAY_LOG_RETENTION_DAYS", _int),
 }
 GATEWAY = {name: parse(var, None) for name, (var, parse) in _GATEWAY_ENV.items() if ENV.get(var)}

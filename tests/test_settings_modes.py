@@ -127,3 +127,15 @@ def test_local_mode_answers_loopback_names_only_on_both_paths(live_gateway) -> N
         health = httpx.get(f"{live_gateway.url}/health", headers={"Host": host})
         hot = httpx.post(f"{live_gateway.v1}/chat/completions", headers={"Host": host}, json={})
         assert (health.status_code != 400, hot.status_code != 400) == (allowed, allowed), host
+
+
+def test_log_bodies_is_off_all_or_errors_and_true_false_still_mean_all_off() -> None:
+    def parsed(value: str) -> object:
+        done = python("import json, proxy_site.settings as s; print(json.dumps(s.GATEWAY.get('LOG_BODIES')))",
+                      GATEWAY_LOG_BODIES=value)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert [parsed(v) for v in ("off", "all", "errors", "ERRORS", "true", "false", "1", "no", "")] == \
+           ["off", "all", "errors", "errors", "all", "off", "all", "off", None]
+    assert "use off, all or errors" in refusal_under(GATEWAY_LOG_BODIES="failures")

@@ -18,6 +18,14 @@ from gateway.usage.log_writer import writer
 from providers.base import ProviderError, Usage
 
 
+def _keeps_bodies(mode: str | bool, status: int) -> bool:
+    """LOG_BODIES: "all" (or True), "errors" (failed requests only), "off" (or False; and any other
+    value, which only code can set: proxy_site/settings.py refuses it in the environment)."""
+    if mode is True or mode == "all":
+        return True
+    return mode == "errors" and status >= 400
+
+
 @dataclass
 class Call:
     endpoint: str
@@ -89,7 +97,7 @@ class Call:
             "stream": self.stream,
             "attempts": self.attempts,
         }
-        if gateway_settings.LOG_BODIES:
+        if _keeps_bodies(gateway_settings.LOG_BODIES, self.status):
             row["request_body"] = redaction.text(self.request_body.decode("utf-8", "replace"))
             row["response_body"] = redaction.text(self.response_body.decode("utf-8", "replace"))
         # Client text (model, session id, errors quoting them, bodies) and upstream numbers, made to

@@ -28,6 +28,7 @@ from django.db import DatabaseError, DataError, IntegrityError, close_old_connec
 from django.utils import timezone
 
 from gateway.conf import gateway_settings
+from gateway.usage import daily
 from gateway.usage.clean import scrub_row
 
 logger = logging.getLogger(__name__)
@@ -269,7 +270,9 @@ def _insert_statement() -> tuple[str, list[str]]:
 
 
 def _write(batch: list[dict[str, Any]]) -> None:
-    """One executemany per batch: bulk_create spent ~80 µs of Python per row, this a few."""
+    """One executemany per batch: bulk_create spent ~80 µs of Python per row, this a few. The batch's
+    daily sums are added to UsageDaily in the same transaction, so a batch (or a chunk of one, when
+    refused rows are isolated) is written with its aggregates or not at all."""
     from gateway.models import ApiToken, ProviderAccount
 
     # The writer keeps its connection between batches (reopening cost ~2 ms with the GIL held);
@@ -300,6 +303,7 @@ def _write(batch: list[dict[str, Any]]) -> None:
                 # log: give up after a while, keep the rows, and retry (SQLite has its busy timeout).
                 cursor.execute(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")  # ms
             cursor.executemany(sql, params)
+            daily.add(cursor, daily.aggregate(batch))
         # One UPDATE per batch: the batch's latest time is close enough for "last used".
         if last_used:
             ApiToken.objects.filter(id__in=list(last_used)).update(last_used_at=max(last_used.values()))
