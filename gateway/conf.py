@@ -50,6 +50,18 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG": 2048,
     "KEEPALIVE_SECONDS": 75,
     "GRACEFUL_TIMEOUT": 30,
+    # Where limit counters live: "redis" or "database"; empty: Redis when REDIS_URL is set, else the
+    # database (exact across the workers sharing it).
+    "LIMITS_STORE": "",
+    # Output tokens a tpm limit or a budget reserves for a request that sets no max_tokens /
+    # max_completion_tokens, when its model has no max output tokens either.
+    "LIMITS_DEFAULT_MAX_OUTPUT_TOKENS": 4096,
+    # How long a parallel-limit slot stays taken without renewal (seconds): its worker renews it every
+    # third of this while the request runs, so a crashed worker's slots free themselves after it.
+    "LIMITS_PARALLEL_LEASE_SECONDS": 60.0,
+    # Whether a token under a budget may use a model with no price (both prices 0), counting it at 0.
+    # Default: refused (403 model_not_priced), so that a budget always holds.
+    "BUDGET_ALLOWS_UNPRICED_MODELS": False,
 }
 
 
