@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.edge.http import Request as HotRequest
 
 from gateway import crypto, invalidation
+from gateway.access.limits import Limits
 from gateway.conf import gateway_settings
 from gateway.errors import authentication_failed, not_authenticated
 from gateway.routing import patterns
@@ -42,6 +43,7 @@ class TokenInfo:
     active: bool
     expires_at: float | None  # unix time
     allowed_models: tuple[str, ...]
+    limits: tuple[Limits, ...] = ()  # the token's, then its team's; empty: no limits at all
 
     is_authenticated = True
 
@@ -75,17 +77,18 @@ invalidation.register(_cache.clear)
 
 
 def load_token(digest: str) -> TokenInfo | None:
-    """One query: the token with this digest, or None."""
+    """One query: the token with this digest (and its team's limits), or None."""
     from gateway.models import ApiToken
 
     if not connection.in_atomic_block:  # (tests run inside a transaction)
         close_old_connections()
-    row = ApiToken.objects.filter(digest=digest).first()
+    row = ApiToken.objects.select_related("team").filter(digest=digest).first()
     if row is None:
         return None
     expires = row.expires_at.timestamp() if isinstance(row.expires_at, datetime) else None
+    held = tuple(found for found in (Limits.of("token", row), Limits.of("team", row.team)) if found is not None)
     return TokenInfo(
-        row.id, row.name, row.prefix, row.team_id, row.active, expires, tuple(row.allowed_model_list())
+        row.id, row.name, row.prefix, row.team_id, row.active, expires, tuple(row.allowed_model_list()), held
     )
 
 

@@ -75,6 +75,7 @@ class Response:
         self.request_id = request_id
         self.started = False
         self.cors: dict[str, str] = {}
+        self.headers: dict[str, str] = {}  # sent with whatever response this request gets (e.g. rate limits)
         self.disconnected = False
         self._watcher: asyncio.Task | None = None
         self._on_disconnect: list[Callable[[], None]] = []
@@ -85,6 +86,8 @@ class Response:
         headers = [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
         if self.cors:
             headers += [(k.lower().encode(), v.encode()) for k, v in self.cors.items()]
+        if self.headers:
+            extra = {**self.headers, **extra} if extra else self.headers
         if extra:
             headers += [(k.lower().encode(), redaction.data(v.encode())) for k, v in extra.items()]
         return headers
