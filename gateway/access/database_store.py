@@ -4,9 +4,12 @@
 parallel limit, whose requests in flight are ``LimitSlot`` rows. Each step is one transaction in a
 worker thread, off the event loop: on SQLite every transaction is ``BEGIN IMMEDIATE`` (settings),
 so the steps of all the machine's workers run one after another; on PostgreSQL the counter rows are
-locked (``select_for_update``, in key order) for the transaction. A budget counter that does not
-exist yet starts from the request log's spend for its period (``logged_spend``): a budget set
+locked (``SELECT ... FOR UPDATE``, in key order) for the transaction. A budget counter that does
+not exist yet starts from the request log's spend for its period (``logged_spend``): a budget set
 mid-month counts the month so far, and a Redis that lost its data starts again from the log.
+
+The statements are written out (a handful per step, with ``%s`` parameters, the same on SQLite and
+PostgreSQL): the ORM's query building cost ~3 ms of CPU per check-and-take, these ~0.2 ms.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Sum
-from django.db.models.functions import Greatest
+from django.db.models import Sum
 
-from gateway.access.limits import BUDGET, Counter, Outcome, Store, units
+from gateway.access.limits import BUDGET, Adjustments, Counter, Outcome, Store, units
 
 CLEAN_EVERY = 60.0
 
@@ -35,6 +38,17 @@ def logged_spend(counter: Counter) -> int:
     return units(rows.aggregate(spent=Sum("cost"))["spent"] or Decimal(0))
 
 
+def _tables() -> tuple[str, str]:
+    from gateway.models import LimitCounter, LimitSlot
+
+    quote = connection.ops.quote_name
+    return quote(LimitCounter._meta.db_table), quote(LimitSlot._meta.db_table)
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(items))
+
+
 class DatabaseStore(Store):
     """Counters in the gateway's database: exact across the processes that share it (see the module)."""
 
@@ -45,39 +59,42 @@ class DatabaseStore(Store):
         return await sync_to_async(self.take_sync)(counters, holder, now)
 
     def take_sync(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
-        from gateway.models import LimitCounter, LimitSlot
-
         _fresh_connection()
+        counts, slots = _tables()
         keys = sorted({counter.key for counter in counters})
-        with transaction.atomic():
-            rows = _locked(keys)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        select = f'SELECT "key", value FROM {counts} WHERE "key" IN ({_marks(keys)}) ORDER BY "key"{lock}'
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(select, keys)
+            rows = dict(cursor.fetchall())
             missing = [counter for counter in counters if counter.key not in rows]
-            if missing:
-                LimitCounter.objects.bulk_create([
-                    LimitCounter(key=counter.key, value=logged_spend(counter) if counter.kind == BUDGET else 0,
-                                 expires=counter.expires_at) for counter in missing], ignore_conflicts=True)
-                rows = _locked(keys)
-            values = []
-            for counter in counters:
-                if counter.slot:
-                    LimitSlot.objects.filter(key=counter.key, expires__lte=now).delete()
-                    values.append(LimitSlot.objects.filter(key=counter.key).count())
-                else:
-                    values.append(rows[counter.key].value)
+            if missing:  # a new window: its row, then lock it like the others
+                values = [(c.key, logged_spend(c) if c.kind == BUDGET else 0, None if c.slot else c.expires_at)
+                          for c in missing]
+                cursor.execute(f'INSERT INTO {counts} ("key", value, expires) VALUES '
+                               + ", ".join(["(%s, %s, %s)"] * len(values)) + ' ON CONFLICT ("key") DO NOTHING',
+                               [item for row in values for item in row])
+                cursor.execute(select, keys)
+                rows = dict(cursor.fetchall())
+            slot_keys = [counter.key for counter in counters if counter.slot]
+            if slot_keys:
+                cursor.execute(f'SELECT "key", COUNT(*) FROM {slots} WHERE "key" IN ({_marks(slot_keys)}) '
+                               'AND expires > %s GROUP BY "key"', [*slot_keys, now])
+                rows.update(cursor.fetchall())
+            values = [int(rows.get(counter.key, 0)) for counter in counters]
             refused = next((i for i, (counter, value) in enumerate(zip(counters, values, strict=True))
                             if value + counter.amount > counter.limit), None)
             if refused is None:
-                changed = []
-                for counter in counters:
-                    row = rows[counter.key]
-                    if not counter.slot:
-                        row.value += counter.amount
-                    if counter.expires_at is not None:
-                        row.expires = max(row.expires or 0.0, counter.expires_at)
-                    changed.append(row)
-                LimitCounter.objects.bulk_update(changed, ["value", "expires"])
-                LimitSlot.objects.bulk_create([LimitSlot(key=counter.key, holder=holder, expires=counter.expires_at)
-                                               for counter in counters if counter.slot])
+                takes = [(counter.key, counter.amount) for counter in counters if not counter.slot and counter.amount]
+                if takes:
+                    cases = " ".join(["WHEN %s THEN CAST(%s AS BIGINT)"] * len(takes))
+                    cursor.execute(f'UPDATE {counts} SET value = value + CASE "key" {cases} ELSE 0 END '
+                                   f'WHERE "key" IN ({_marks(takes)})',
+                                   [*(item for take in takes for item in take), *(key for key, _ in takes)])
+                if slot_keys:
+                    cursor.execute(f'INSERT INTO {slots} ("key", holder, expires) VALUES '
+                                   + ", ".join(["(%s, %s, %s)"] * len(slot_keys)),
+                                   [item for c in counters if c.slot for item in (c.key, holder, c.expires_at)])
         if now - self._cleaned > CLEAN_EVERY:
             self._cleaned = now
             self.clean(now)
@@ -85,42 +102,53 @@ class DatabaseStore(Store):
 
     def clean(self, now: float) -> None:
         """Delete windows and slots that have expired."""
-        from gateway.models import LimitCounter, LimitSlot
+        counts, slots = _tables()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {counts} WHERE expires < %s", [now])
+            cursor.execute(f"DELETE FROM {slots} WHERE expires < %s", [now])
 
-        with transaction.atomic():
-            LimitCounter.objects.filter(expires__lt=now).delete()
-            LimitSlot.objects.filter(expires__lt=now).delete()
+    async def settle_many(self, batch: Sequence[tuple[Adjustments, str]]) -> None:
+        await sync_to_async(self.settle_many_sync)(batch)
 
-    async def settle(self, adjustments: Sequence[tuple[Counter, int]], holder: str) -> None:
-        await sync_to_async(self.settle_sync)(adjustments, holder)
-
-    def settle_sync(self, adjustments: Sequence[tuple[Counter, int]], holder: str) -> None:
-        from gateway.models import LimitCounter, LimitSlot
-
+    def settle_many_sync(self, batch: Sequence[tuple[Adjustments, str]]) -> None:
+        deltas: dict[str, int] = {}
+        holders: list[str] = []
+        for adjustments, holder in batch:
+            for counter, delta in adjustments:
+                if counter.slot:
+                    holders.append(holder)
+                elif delta:
+                    deltas[counter.key] = deltas.get(counter.key, 0) + delta
+        if not deltas and not holders:
+            return
         _fresh_connection()
-        with transaction.atomic():
-            for counter, delta in sorted(adjustments, key=lambda pair: pair[0].key):  # the take's lock order
-                if delta and not counter.slot:
-                    LimitCounter.objects.filter(key=counter.key).update(value=Greatest(F("value") + delta, 0))
-            if any(counter.slot for counter, _ in adjustments):
-                LimitSlot.objects.filter(holder=holder).delete()
+        counts, slots = _tables()
+        with transaction.atomic(), connection.cursor() as cursor:
+            for key in sorted(deltas):  # the take's lock order
+                cursor.execute(f'UPDATE {counts} SET value = CASE WHEN value + %s < 0 THEN 0 ELSE value + %s END '
+                               'WHERE "key" = %s', [deltas[key], deltas[key], key])
+            if holders:
+                holders = sorted(set(holders))
+                cursor.execute(f"DELETE FROM {slots} WHERE holder IN ({_marks(holders)})", holders)
 
     async def renew(self, slots: Sequence[tuple[str, str]], until: float) -> None:
-        from gateway.models import LimitSlot
-
         def renew() -> None:
             _fresh_connection()
-            LimitSlot.objects.filter(holder__in={holder for _, holder in slots}).update(expires=until)
+            holders = sorted({holder for _, holder in slots})
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {_tables()[1]} SET expires = %s WHERE holder IN ({_marks(holders)})",
+                               [until, *holders])
 
         await sync_to_async(renew)()
 
     async def peek(self, counters: Sequence[Counter], now: float) -> list[int]:
-        from gateway.models import LimitCounter
-
         def peek() -> list[int]:
             _fresh_connection()
-            found = dict(LimitCounter.objects.filter(key__in=[c.key for c in counters]).values_list("key", "value"))
-            return [found.get(counter.key, 0) for counter in counters]
+            keys = [counter.key for counter in counters]
+            with connection.cursor() as cursor:
+                cursor.execute(f'SELECT "key", value FROM {_tables()[0]} WHERE "key" IN ({_marks(keys)})', keys)
+                found = dict(cursor.fetchall())
+            return [int(found.get(counter.key, 0)) for counter in counters]
 
         return await sync_to_async(peek)()
 
@@ -128,10 +156,3 @@ class DatabaseStore(Store):
 def _fresh_connection() -> None:
     if not connection.in_atomic_block:  # (tests run inside a transaction)
         close_old_connections()
-
-
-def _locked(keys: list[str]) -> dict[str, object]:
-    from gateway.models import LimitCounter
-
-    rows = LimitCounter.objects.select_for_update().filter(key__in=keys).order_by("key")
-    return {row.key: row for row in rows}

@@ -109,11 +109,14 @@ class Outcome:
     refused: int | None = None
 
 
+Adjustments = Sequence[tuple[Counter, int]]  # (counter, delta); a slot counter's entry frees the slot
+
+
 class Store:
     """Where counters live (gateway/access/stores.py picks one). Each step is atomic: ``take`` checks
-    every counter a request needs and takes all or none; ``settle`` adds corrections and frees the
-    holder's slots; ``renew`` extends slots still held; ``peek`` reads counts for headers.
-    ``take_sync`` serves DRF views, which run in a thread."""
+    every counter a request needs and takes all or none; ``settle_many`` adds the corrections of
+    several requests and frees their slots; ``renew`` extends slots still held; ``peek`` reads
+    counts for headers. ``take_sync`` serves DRF views, which run in a thread."""
 
     async def take(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
         raise NotImplementedError
@@ -121,10 +124,13 @@ class Store:
     def take_sync(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
         raise NotImplementedError
 
-    async def settle(self, adjustments: Sequence[tuple[Counter, int]], holder: str) -> None:
-        """Add each (counter, delta) — never below 0, never to a counter that has gone — and free the
-        holder's slots (the slot counters among the adjustments)."""
+    async def settle_many(self, batch: Sequence[tuple[Adjustments, str]]) -> None:
+        """For each (adjustments, holder): add each delta — never below 0, never to a counter that has
+        gone — and free the holder's slots."""
         raise NotImplementedError
+
+    async def settle(self, adjustments: Adjustments, holder: str) -> None:
+        await self.settle_many([(adjustments, holder)])
 
     async def renew(self, slots: Sequence[tuple[str, str]], until: float) -> None:
         """Extend the (key, holder) slots still held to ``until``."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A request's id in the stores (its slots): unique across processes and instances, cheaper than
+# os.urandom per request.
+_PROCESS = secrets.token_hex(6) + "-"
+_numbers = itertools.count()
+
 
 @dataclass
 class Grant:
@@ -33,29 +39,6 @@ class Grant:
     need: Need
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
-
-
-_pending: set[asyncio.Task] = set()
-
-
-def _schedule(work: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.get_running_loop().create_task(work)
-    _pending.add(task)
-    task.add_done_callback(_finished)
-
-
-def _finished(task: asyncio.Task) -> None:
-    _pending.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("a limit settlement failed (its reservation stays until its window ends; slots "
-                       "free themselves when their lease ends)", exc_info=task.exception())
-
-
-async def drain() -> None:
-    """Wait for the settlements scheduled on this event loop (tests; shutdown)."""
-    loop = asyncio.get_running_loop()
-    while waiting := [task for task in _pending if task.get_loop() is loop]:
-        await asyncio.gather(*waiting, return_exceptions=True)
 
 
 def _unavailable() -> GatewayError:
@@ -94,7 +77,7 @@ class TokenLimits:
         need = limits.need(held, body, entry, generates)
         found = limits.counters(held, need, now, gateway_settings.LIMITS_PARALLEL_LEASE_SECONDS)
         store = stores.current()
-        holder = secrets.token_hex(8)
+        holder = f"{_PROCESS}{next(_numbers):x}"
         try:
             outcome = await store.take(found, holder, now)
         except Exception as exc:
@@ -110,21 +93,32 @@ class TokenLimits:
         return Grant(store, found, holder, need, headers)
 
     def settle(self, grant: Grant, call: Call, estimate: Callable[[], Usage] | None = None) -> None:
-        """Correct the reservation to the call's usage and free its slots, in a task of its own after the
-        answer. The usage is the call's; else ``estimate()`` (run in a thread: a stream that failed or lost
-        its client midway, counted by what it relayed); else none (a call that failed upstream releases
-        its tokens and cost)."""
+        """Correct the reservation to the call's usage and free its slots, after the answer and batched
+        with other requests' settlements (gateway/access/stores.py). The usage is the call's; else
+        ``estimate()`` (run in a thread: a stream that failed or lost its client midway, counted by what
+        it relayed); else none (a call that failed upstream releases its tokens and cost)."""
         if grant.settled:
             return
         grant.settled = True
         stores.leases.release(grant.holder)
-        if any(counter.kind in (TPM, BUDGET, PARALLEL) for counter in grant.counters):
-            _schedule(self._settle(grant, call, estimate))
+        if not any(counter.kind in (TPM, BUDGET, PARALLEL) for counter in grant.counters):
+            return
+        if call.usage is None and estimate is not None:
+            stores.schedule(self._estimated(grant, call, estimate))
+        else:
+            stores.settlements.add(grant.store, self.adjustments(grant, call, call.usage), grant.holder)
 
-    async def _settle(self, grant: Grant, call: Call, estimate: Callable[[], Usage] | None) -> None:
-        usage = call.usage
-        if usage is None and estimate is not None:
-            usage = await asyncio.to_thread(estimate)
+    async def _estimated(self, grant: Grant, call: Call, estimate: Callable[[], Usage]) -> None:
+        try:
+            adjustments = self.adjustments(grant, call, await asyncio.to_thread(estimate))
+        except Exception:  # keep what was reserved (the worst case), free the slots
+            logger.warning("could not estimate a call's usage; its reservation stays", exc_info=True)
+            adjustments = [(counter, 0) for counter in grant.counters if counter.kind in (TPM, BUDGET, PARALLEL)]
+        stores.settlements.add(grant.store, adjustments, grant.holder)
+
+    @staticmethod
+    def adjustments(grant: Grant, call: Call, usage: Usage | None) -> list[tuple[Counter, int]]:
+        """Each counter's correction from what was reserved to what the usage took (none: nothing)."""
         tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
         cost = limits.units(call.entry.cost(usage)) if usage is not None and call.entry is not None else 0
         adjustments = []
@@ -135,7 +129,7 @@ class TokenLimits:
                 adjustments.append((counter, cost - counter.amount))
             elif counter.kind == PARALLEL:
                 adjustments.append((counter, 0))
-        await grant.store.settle(adjustments, grant.holder)
+        return adjustments
 
     async def headers(self, request: Any) -> dict[str, str]:
         """The rate-limit headers for a response that never reached ``check`` (a 400, 403, 404...): the
@@ -183,4 +177,4 @@ class TokenLimits:
         return self._wait
 
 
-__all__ = ["Grant", "LimitExceeded", "TokenLimits", "drain"]
+__all__ = ["Grant", "LimitExceeded", "TokenLimits"]

@@ -1,4 +1,5 @@
-"""Which limit store serves this process, and the leases of the parallel slots it holds.
+"""Which limit store serves this process, the settlements it sends in batches, and the leases of
+the parallel slots it holds.
 
 With ``REDIS_URL`` the counters are in Redis (gateway/access/redis_store.py): one Lua script per
 check-and-take, shared by every worker and instance. Without it they are in the database
@@ -10,14 +11,68 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from django.conf import settings
 
-from gateway.access.limits import Store
+from gateway.access.limits import Adjustments, Store
 from gateway.conf import gateway_settings
 
 logger = logging.getLogger(__name__)
+
+_pending: set[asyncio.Task] = set()
+
+
+def schedule(work: Coroutine[Any, Any, None]) -> None:
+    """Run limit work in the background of this event loop (kept referenced until it is done)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _pending.add(task)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task) -> None:
+    _pending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("limit work failed in the background", exc_info=task.exception())
+
+
+async def drain() -> None:
+    """Wait until the background limit work of this event loop is done (tests; shutdown)."""
+    loop = asyncio.get_running_loop()
+    while waiting := [task for task in _pending if task.get_loop() is loop]:
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+
+class Settlements:
+    """Settlements go to their store in batches: one store call carries every settlement that arrived
+    while the previous call was on its way (one per request at low load, far fewer under load)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[asyncio.AbstractEventLoop, int], list[tuple[Adjustments, str]]] = {}
+
+    def add(self, store: Store, adjustments: Adjustments, holder: str) -> None:
+        key = (asyncio.get_running_loop(), id(store))
+        queue = self._queues.get(key)
+        if queue is not None:  # a flush is scheduled or running: it takes this one too
+            queue.append((adjustments, holder))
+            return
+        self._queues[key] = [(adjustments, holder)]
+        schedule(self._flush(key, store))
+
+    async def _flush(self, key: tuple[asyncio.AbstractEventLoop, int], store: Store) -> None:
+        try:
+            while batch := self._queues.get(key):
+                self._queues[key] = []
+                try:
+                    await store.settle_many(batch)
+                except Exception:  # their reservations stay until their windows end; slots free at lease end
+                    logger.warning("could not settle %d limit reservations", len(batch), exc_info=True)
+        finally:
+            self._queues.pop(key, None)
+
+
+settlements = Settlements()
 
 _stores: dict[tuple[str, str], Store] = {}
 

@@ -105,3 +105,11 @@ def test_a_budget_burst_never_spends_more_than_the_budget(limited: Limited) -> N
     limited.gateway.flush_logs()
     spent = sum(row.cost for row in RequestLog.objects.filter(status_code=200))
     assert spent == Decimal(5 * 3 * UNITS_PER_TOKEN) / UNITS_PER_USD <= budget
+
+
+def test_embeddings_reserve_their_input_only_and_settle_to_it(limited: Limited) -> None:
+    token = limited.token(tpm=1000)
+    response = limited.post(token, {"model": "text-embedding-3-small", "input": "one two three"}, path="embeddings")
+    assert response.status_code == 200 and response.json()["usage"]["prompt_tokens"] == 3
+    assert int(response.headers["x-ratelimit-remaining-tokens"]) > 1000 - 20  # no output reserved
+    eventually(lambda: limited.used(token, "tpm") == 3)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from gateway.access import limits
+from gateway.access import limits, stores
 from gateway.access.database_store import DatabaseStore
 from gateway.access.limits import Counter, Limits, Need, Store
 from gateway.access.redis_store import RedisStore
@@ -191,3 +192,38 @@ def test_the_database_store_is_exact_across_processes() -> None:
         assert worker.returncode == 0, err.decode()
         results += json.loads(out)
     assert sum(results) == 10 and len(results) == 30
+
+
+def test_held_slots_are_renewed_while_their_requests_run(store: Store, settings) -> None:
+    settings.GATEWAY = {"LIMITS_PARALLEL_LEASE_SECONDS": 0.3}
+    started = time.time()
+    slot = counter("parallel", limit=1, key="gw:lim:tok:1:parallel:renewed", expires_at=started + 0.3)
+
+    async def work() -> None:
+        assert (await store.take([slot], "running", started)).ok
+        stores.leases.hold(store, "running", [slot.key], time.time)
+        await asyncio.sleep(0.6)  # two leases later: renewed, so still held
+        assert not (await store.take([slot], "other", time.time())).ok
+        stores.leases.release("running")  # the worker stops renewing (it crashed, say)
+        await asyncio.sleep(0.5)
+        assert (await store.take([slot], "other", time.time())).ok
+
+    run(store, work)
+
+
+def test_redis_takes_of_a_request_that_went_away_are_given_back(redis_url: str, transactional_db: None) -> None:
+    clean_redis(redis_url)
+    store, rpm = RedisStore(redis_url), counter(limit=10, key="gw:lim:tok:1:rpm:cancelled")
+    slot = counter("parallel", limit=1, key="gw:lim:tok:1:parallel:cancelled")
+
+    async def work() -> None:
+        waiting = asyncio.ensure_future(store.take([rpm, slot], "gone", NOW))
+        await asyncio.sleep(0)  # queued for the next call, which is then sent...
+        waiting.cancel()  # ...while its request is cancelled
+        await asyncio.sleep(0.2)
+        assert await store.peek([rpm], NOW) == [0]
+        assert (await store.take([slot], "next", NOW)).ok  # the slot was freed too
+        await store.close()
+
+    asyncio.run(work())
+    clean_redis(redis_url)
