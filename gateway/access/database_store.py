@@ -14,6 +14,8 @@ PostgreSQL): the ORM's query building cost ~3 ms of CPU per check-and-take, thes
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -124,9 +126,12 @@ class DatabaseStore(Store):
         _fresh_connection()
         counts, slots = _tables()
         with transaction.atomic(), connection.cursor() as cursor:
-            for key in sorted(deltas):  # the take's lock order
-                cursor.execute(f'UPDATE {counts} SET value = CASE WHEN value + %s < 0 THEN 0 ELSE value + %s END '
-                               'WHERE "key" = %s', [deltas[key], deltas[key], key])
+            if deltas:
+                keys = sorted(deltas)  # rows are locked in key order, as by the take
+                delta = "CASE \"key\" " + " ".join(["WHEN %s THEN CAST(%s AS BIGINT)"] * len(keys)) + " ELSE 0 END"
+                params = [item for key in keys for item in (key, deltas[key])]
+                cursor.execute(f"UPDATE {counts} SET value = CASE WHEN value + {delta} < 0 THEN 0 "
+                               f'ELSE value + {delta} END WHERE "key" IN ({_marks(keys)})', [*params, *params, *keys])
             if holders:
                 holders = sorted(set(holders))
                 cursor.execute(f"DELETE FROM {slots} WHERE holder IN ({_marks(holders)})", holders)
@@ -153,6 +158,15 @@ class DatabaseStore(Store):
         return await sync_to_async(peek)()
 
 
+_checked = threading.local()
+CHECK_EVERY = 1.0
+
+
 def _fresh_connection() -> None:
-    if not connection.in_atomic_block:  # (tests run inside a transaction)
-        close_old_connections()
+    """Drop this thread's connection if it broke or is too old, at most once a second: every check
+    costs PostgreSQL a round trip (CONN_HEALTH_CHECKS), twice a request would be a lot."""
+    now = time.monotonic()
+    if connection.in_atomic_block or now - getattr(_checked, "at", 0.0) < CHECK_EVERY:
+        return  # (tests run inside a transaction)
+    _checked.at = now
+    close_old_connections()
