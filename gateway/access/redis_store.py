@@ -1,5 +1,7 @@
 """The Redis limit store: each check-and-take is one Lua script, so it is atomic for every worker and
 instance that shares the Redis (redis-py's asyncio client on the event loop; one round trip).
+Requests that reach their check while a call is on its way go together in the next call (each
+still all or nothing, in arrival order); settlements are batched the same way (stores.py).
 
 Keys (``gw:lim:<tok|team>:<id>:...``): a string per rpm/tpm window and per budget period
 (integers: requests, tokens, 1e-8 USD), expiring after their window; a sorted set per parallel
