@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.access import limits, stores
-from gateway.access.limits import BUDGET, PARALLEL, RPM, TPM, Counter, LimitExceeded, Need, Outcome
+from gateway.access.limits import BUDGET, PARALLEL, RPM, TPM, Counter, Need, Outcome
 from gateway.conf import gateway_settings
 from gateway.errors import GatewayError
 from gateway.routing.registry import Entry
@@ -175,6 +175,3 @@ class TokenLimits:
 
     def wait(self) -> float | None:
         return self._wait
-
-
-__all__ = ["Grant", "LimitExceeded", "TokenLimits"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import httpx
 import openai
@@ -14,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from gateway.access import stores
+from gateway.access import authentication, stores
 from gateway.access.policy import TokenLimits
 from gateway.models import RequestLog
 from tests.gateway.access.conftest import UNITS_PER_TOKEN, Limited, eventually
@@ -220,3 +222,7 @@ def test_drf_views_can_list_it_as_a_throttle_for_rpm(limited: Limited) -> None:
     statuses = [Counted.as_view()(factory.get("/v1/x", HTTP_AUTHORIZATION=f"Bearer {token}")) for _ in range(3)]
     assert [s.status_code for s in statuses] == [200, 200, 429]
     assert 1 <= int(statuses[2]["Retry-After"]) <= 60
+    # the hot views' entry counts in the same windows
+    throttle, user = TokenLimits(), authentication.authenticate_sync(token)
+    assert not asyncio.run(throttle.aallow_request(SimpleNamespace(user=user), None))
+    assert 0 < throttle.wait() <= 60
