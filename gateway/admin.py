@@ -13,23 +13,49 @@ from django.utils.html import format_html, format_html_join
 
 from gateway import provider_keys
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
-from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
+from gateway.models import ApiToken, Deployment, Limited, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.routing.provider_check import check_connection
+
+LIMITS_HELP = ("Checked before every inference request, by all workers together. A team's limits cover all "
+               "its tokens together; a token in a team obeys both. Empty: no limit.")
+
+
+@admin.display(description="limits")
+def limits(obj: Limited) -> str:
+    return obj.limits_summary()
+
+
+class LimitsForm(forms.ModelForm):
+    """A team's or token's form: a form sent without a budget period keeps the default (total)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "budget_period" in self.fields:
+            self.fields["budget_period"].required = False
+
+    def clean_budget_period(self) -> str:
+        return self.cleaned_data.get("budget_period") or "total"
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "description", "created_at")
+    form = LimitsForm
+    list_display = ("name", "description", limits, "created_at")
     search_fields = ("name",)
+    fieldsets = ((None, {"fields": ("name", "description")}),
+                 ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}))
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "team", "active", "expires_at", "last_used_at", "created_at")
+    form = LimitsForm
+    list_display = ("name", "prefix", "team", "active", limits, "expires_at", "last_used_at", "created_at")
     list_filter = ("active", "team")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "last_used_at")
-    fields = ("name", "team", "active", "expires_at", "allowed_models", "prefix", "created_at", "last_used_at")
+    fieldsets = ((None, {"fields": ("name", "team", "active", "expires_at", "allowed_models", "prefix",
+                                    "created_at", "last_used_at")}),
+                 ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}))
     actions = ("revoke",)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:

@@ -83,6 +83,19 @@ DEFAULTS: dict[str, Any] = {
     # Days of raw request-log rows `manage.py gateway_usage prune` keeps before today (older whole days
     # are deleted; the daily aggregates, UsageDaily, stay). 0: keep everything.
     "LOG_RETENTION_DAYS": 0,
+    # Where limit counters live: "redis" or "database"; empty: Redis when REDIS_URL is set, else the
+    # database (exact across the workers sharing it).
+    "LIMITS_STORE": "",
+    # Output tokens a tpm limit or a budget reserves for a request that sets no max_tokens /
+    # max_completion_tokens, when its model has no max output tokens either.
+    "LIMITS_DEFAULT_MAX_OUTPUT_TOKENS": 4096,
+    # How long a parallel-limit slot stays taken without renewal (seconds): its worker renews it every
+    # third of this while the request runs, so a crashed worker's slots free themselves after it.
+    "LIMITS_PARALLEL_LEASE_SECONDS": 60.0,
+    # Whether a token under a budget may use a model whose price is unknown (neither its entry nor the
+    # price list has one), counting it at 0.
+    # Default: refused (403 model_not_priced), so that a budget always holds.
+    "BUDGET_ALLOWS_UNPRICED_MODELS": False,
 }
 
 

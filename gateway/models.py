@@ -7,6 +7,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -15,8 +16,55 @@ from gateway.usage import prices
 from providers.base import Account
 from providers.registry import UnknownKind, adapter_class, kind_choices
 
+BUDGET_PERIODS = [("total", "total (never resets)"), ("daily", "daily"), ("weekly", "weekly (from Monday)"),
+                  ("monthly", "monthly")]
+# Budgets are counted in 1e-8 USD integers; Redis's scripts compare them as doubles, exact below 2**53.
+MAX_BUDGET = Decimal(10_000_000)
 
-class Team(models.Model):
+
+class Limited(models.Model):
+    """The limits a team or a token can have (gateway/access/limits.py enforces them). Empty: no limit."""
+
+    rpm = models.PositiveIntegerField(
+        "requests per minute", null=True, blank=True,
+        help_text="Requests per calendar minute. Empty: no limit; 0 refuses every request.",
+    )
+    tpm = models.PositiveIntegerField(
+        "tokens per minute", null=True, blank=True,
+        help_text="Prompt + completion tokens per calendar minute (reserved up front: prompt estimate + max "
+                  "output tokens; settled to the real usage). Empty: no limit.",
+    )
+    parallel = models.PositiveIntegerField(
+        "parallel requests", null=True, blank=True, help_text="Requests in flight at once. Empty: no limit.",
+    )
+    budget = models.DecimalField(
+        "budget (USD)", max_digits=12, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(MAX_BUDGET)],
+        help_text="USD per budget period, as the request log counts cost. Empty: no limit.",
+    )
+    budget_period = models.CharField(
+        max_length=10, choices=BUDGET_PERIODS, default="total",
+        help_text="When the budget starts again: at midnight, on Monday, on the 1st (TIME_ZONE); total: never.",
+    )
+
+    LIMIT_FIELDS = ("rpm", "tpm", "parallel", "budget", "budget_period")
+
+    class Meta:
+        abstract = True
+
+    def has_limits(self) -> bool:
+        return any(getattr(self, name) is not None for name in ("rpm", "tpm", "parallel", "budget"))
+
+    def limits_summary(self) -> str:
+        """e.g. "10 rpm, 20000 tpm, 2 parallel, $5 monthly"; "-" without limits."""
+        parts = [f"{value} {unit}" for value, unit in ((self.rpm, "rpm"), (self.tpm, "tpm"),
+                                                       (self.parallel, "parallel")) if value is not None]
+        if self.budget is not None:
+            parts.append(f"${format(Decimal(self.budget).normalize(), 'f')} {self.budget_period}")
+        return ", ".join(parts) or "-"
+
+
+class Team(Limited):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -28,7 +76,7 @@ class Team(models.Model):
         return self.name
 
 
-class ApiToken(models.Model):
+class ApiToken(Limited):
     """A client credential. Only the SHA-256 digest of the secret is kept; the raw value is shown once."""
 
     name = models.CharField(max_length=100)
@@ -298,3 +346,27 @@ class UsageDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.token_name or '-'} {self.model} {self.provider}"
+
+
+class LimitCounter(models.Model):
+    """One limit window's count (requests, tokens or 1e-8 USD), for the database limit store; also the lock
+    row of a parallel limit. Rows whose ``expires`` has passed are deleted."""
+
+    key = models.CharField(max_length=200, unique=True)
+    value = models.BigIntegerField(default=0)
+    expires = models.FloatField(null=True, db_index=True, help_text="Unix time it may be deleted after; empty: never.")
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+class LimitSlot(models.Model):
+    """One request in flight under a parallel limit (database limit store); ``expires`` is renewed while
+    the request runs, so a crashed worker's slots free themselves."""
+
+    key = models.CharField(max_length=200, db_index=True)
+    holder = models.CharField(max_length=32, db_index=True)
+    expires = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.holder}"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.edge.http import Request as HotRequest
 
 from gateway import crypto, invalidation
+from gateway.access.limits import Limits
 from gateway.conf import gateway_settings
 from gateway.db import borrowed_connection
 from gateway.errors import authentication_failed, not_authenticated
@@ -44,6 +45,7 @@ class TokenInfo:
     active: bool
     expires_at: float | None  # unix time
     allowed_models: tuple[str, ...]
+    limits: tuple[Limits, ...] = ()  # the token's, then its team's; empty: no limits at all
 
     is_authenticated = True
 
@@ -97,16 +99,17 @@ invalidation.register(_unknown.clear)
 
 
 def load_token(digest: str) -> TokenInfo | None:
-    """One query: the token with this digest, or None."""
+    """One query: the token with this digest (and its team's limits), or None."""
     from gateway.models import ApiToken
 
     with borrowed_connection():
-        row = ApiToken.objects.filter(digest=digest).first()
+        row = ApiToken.objects.select_related("team").filter(digest=digest).first()
     if row is None:
         return None
     expires = row.expires_at.timestamp() if isinstance(row.expires_at, datetime) else None
+    held = tuple(found for found in (Limits.of("token", row), Limits.of("team", row.team)) if found is not None)
     return TokenInfo(
-        row.id, row.name, row.prefix, row.team_id, row.active, expires, tuple(row.allowed_model_list())
+        row.id, row.name, row.prefix, row.team_id, row.active, expires, tuple(row.allowed_model_list()), held
     )
 
 

@@ -1,8 +1,10 @@
-"""Configuration as code: providers and models from a YAML or JSON file, applied idempotently.
+"""Configuration as code: teams (with their limits), providers and models from a YAML or JSON file,
+applied idempotently.
 
 Rows are matched by name: existing ones are updated, new ones created, nothing else is touched
-(except a model's deployments, which become exactly the file's list). Every problem in the
-file is reported with its path, and nothing is applied unless the whole file is valid.
+(except a model's deployments, which become exactly the file's list). A field left out keeps its
+value; a team's limit given as null is removed. Every problem in the file is reported with its
+path, and nothing is applied unless the whole file is valid (one transaction).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from gateway.models import Deployment, ModelEntry, ProviderAccount
+from gateway.access.windows import PERIODS
+from gateway.models import Deployment, ModelEntry, ProviderAccount, Team
 from providers.registry import ADAPTERS
 
+TEAM_KEYS = {"name", "description", "rpm", "tpm", "parallel", "budget", "budget_period"}
 PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active"}
 PRICE_KEYS = ("input_price_per_million", "cached_input_price_per_million", "output_price_per_million")
 MODEL_KEYS = {"name", "description", "deployments", *PRICE_KEYS,
@@ -134,6 +138,30 @@ class _Checker:
                     self.problems.append(f"{path}.{name}: {message}")
 
 
+def _team(check: _Checker, path: str, item: dict[str, Any]) -> Team:
+    check.keys(path, item, TEAM_KEYS, ("name",))
+    for key in ("name", "description"):
+        check.typed(path, item, key, str, "a string")
+    team = Team.objects.filter(name=item.get("name")).first() or Team(name=item.get("name"))
+    if isinstance(item.get("description"), str):
+        team.description = item["description"]
+    for key in ("rpm", "tpm", "parallel"):
+        value = item.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            check.problems.append(f"{path}.{key}: must be a whole number >= 0, or null for no limit")
+        elif key in item:
+            setattr(team, key, value)
+    if "budget" in item:
+        team.budget = check.decimal(path, item, "budget")
+    period = item.get("budget_period")
+    if period is not None and period not in PERIODS:
+        check.problems.append(f"{path}.budget_period: must be one of {', '.join(PERIODS)}")
+    elif period is not None:
+        team.budget_period = period
+    check.model_errors(path, team, exclude=[])
+    return team
+
+
 def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccount:
     check.keys(path, item, PROVIDER_KEYS, ("name", "kind"))
     for key in ("name", "kind", "base_url", "api_key"):
@@ -203,23 +231,28 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise ConfigError(["(top level): must be a mapping with 'providers' and/or 'models'"])
+        raise ConfigError(["(top level): must be a mapping with 'teams', 'providers' and/or 'models'"])
     problems: list[str] = []
     document = expand(document, "", problems, settings.ENV if environ is None else environ)
     check = _Checker()
     check.problems = problems
-    for key in sorted(set(document) - {"providers", "models"}):
-        check.problems.append(f"{key}: unknown section (expected providers, models)")
+    for key in sorted(set(document) - {"teams", "providers", "models"}):
+        check.problems.append(f"{key}: unknown section (expected teams, providers, models)")
+    teams = [(path, item, _team(check, path, item)) for path, item in check.items(document, "teams")]
     providers = [(path, item, _provider(check, path, item)) for path, item in check.items(document, "providers")]
     names = {str(item.get("name")) for _, item, _ in providers}
     names |= set(ProviderAccount.objects.values_list("name", flat=True))
     models = [(path, item, _model(check, path, item, names)) for path, item in check.items(document, "models")]
+    _duplicates(check, teams)
     _duplicates(check, providers)
     _duplicates(check, models)
     if check.problems:
         raise ConfigError(check.problems)
     summary = Summary()
     with transaction.atomic():
+        for _, _, team in teams:
+            (summary.updated if team.pk else summary.created).append(f"team {team.name}")
+            team.save()
         accounts = {}
         for _, item, account in providers:
             (summary.updated if account.pk else summary.created).append(f"provider {account.name}")

@@ -69,6 +69,7 @@ class Response:
         self.request_id = request_id
         self.started = False
         self.extra_headers: dict[str, str] = {}  # CORS and HSTS, on whatever is sent
+        self.headers: dict[str, str] = {}  # sent with whatever response this request gets (e.g. rate limits)
         self.disconnected = False
         self._watcher: asyncio.Task | None = None
         self._on_disconnect: list[Callable[[], None]] = []
@@ -79,6 +80,8 @@ class Response:
         headers = [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
         if self.extra_headers:
             headers += [(k.lower().encode(), v.encode()) for k, v in self.extra_headers.items()]
+        if self.headers:
+            extra = {**self.headers, **extra} if extra else self.headers
         if extra:
             headers += [(k.lower().encode(), redaction.data(v.encode())) for k, v in extra.items()]
         return headers

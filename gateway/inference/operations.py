@@ -26,6 +26,8 @@ class Operation:
     stream: Callable[[Adapter, str, bool, dict[str, Any], Mapping[str, Any]], StreamTranslator] | None = None
     # Usage to log when the provider reports none: (client body, answer bytes, model) -> Usage.
     estimate: Callable[[dict[str, Any], bytes, str], Usage] | None = None
+    # Whether the answer is generated text (a tpm limit or budget reserves output tokens for it).
+    generates: bool = True
 
 
 def _chat_validate(body: dict[str, Any]) -> None:
@@ -57,4 +59,5 @@ EMBEDDINGS = Operation(
     request=lambda adapter, body, model, entry: adapter.embeddings_request(body, model),
     result=lambda adapter, raw, model, client, context: adapter.embeddings_result(raw, model, client),
     estimate=estimate_prompt_only,
+    generates=False,
 )

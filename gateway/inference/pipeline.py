@@ -1,6 +1,12 @@
 """One flow for every inference endpoint: the view's policies (authentication, throttles), validate,
-route, send (with fallbacks), answer whole or streamed, log. What differs per endpoint is an
-``Operation`` (gateway/inference/operations.py).
+route, check the limits, send (with fallbacks), answer whole or streamed, log, settle the limits.
+What differs per endpoint is an ``Operation`` (gateway/inference/operations.py).
+
+The limit policies (the view's ``limiters``, gateway/access/policy.py) run after routing, not in
+``initial()``: a tpm limit or a budget needs the parsed body and the routed entry's prices and
+max output tokens. Their ``check`` is the last step before anything goes upstream; their
+``settle`` runs when the request is over, whatever happened (an upstream failure releases the
+reservation, a stream settles when it ends or its client leaves).
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.access.authentication import TokenInfo
+from gateway.access.limits import LimitExceeded
+from gateway.access.policy import Grant
 from gateway.conf import gateway_settings
 from gateway.edge.http import Request, Response
 from gateway.edge.views import HotView
@@ -21,7 +29,7 @@ from gateway.inference.relay import read, relay_stream
 from gateway.routing import registry as routing
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
-from providers.base import Adapter, ProviderError, UpstreamRequest
+from providers.base import Adapter, ProviderError, UpstreamRequest, Usage
 
 
 def session_id(request: Request) -> str:
@@ -53,9 +61,21 @@ async def answer_within_deadline(call: Call, routes: list[Route], build: Callabl
                             "(GATEWAY_REQUEST_DEADLINE_SECONDS).", "upstream_error", "upstream_timeout") from None
 
 
+def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> Callable[[], Usage] | None:
+    """For a stream that failed or lost its client midway without reporting usage: an estimate of its
+    prompt and of the text relayed until then (what the upstream generated), for settling limits."""
+    if call.usage is not None or not call.response_body or operation.estimate is None:
+        return None
+    estimate = operation.estimate
+    model = call.route.model_for(call.requested_model) if call.route else call.requested_model
+    return lambda: estimate(client_body, call.response_body, model)
+
+
 async def handle(operation: Operation, view: HotView, request: Request, response: Response) -> None:
     """Serve one inference request; its log row is queued whatever happens (a refused token too)."""
     call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
+    limiters = getattr(view, "limiters", ())
+    grants: list[tuple[Any, Grant]] = []
     try:
         await view.initial(request)
         call.token = request.user
@@ -65,6 +85,12 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         call.stream = stream
         entry, routes = await resolve(call, body, call.token)
         client_body = dict(body)
+        for limiter in limiters:
+            grant = await limiter.check(request, body, entry, operation.generates,
+                                        [route.model_for(call.requested_model) for route in routes])
+            if grant is not None:
+                grants.append((limiter, grant))
+                response.headers.update(grant.headers)
         body.pop("model", None)
         body.pop("provider", None)
         model = call.requested_model
@@ -91,8 +117,13 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             call.usage_estimated = True
     except ProviderError as exc:
         call.fail(exc)
+        if call.token is not None and not grants and not isinstance(exc, LimitExceeded):
+            for limiter in limiters:  # refused before the limits were checked: their headers still
+                response.headers.update(await limiter.headers(request))
         raise
     finally:
         call.log()
+        for limiter, grant in grants:
+            limiter.settle(grant, call, partial_usage(operation, call, client_body))
 
 

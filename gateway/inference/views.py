@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
+from gateway.access.policy import TokenLimits
 from gateway.edge.http import Request, Response
 from gateway.edge.views import HotView
 from gateway.inference import operations, pipeline
@@ -14,6 +16,13 @@ class InferenceView(HotView):
     """A hot view that runs one ``Operation`` through the inference pipeline."""
 
     operation: ClassVar[Operation]
+    # Limit policies (rpm, tpm, parallel, budget per token and team): the pipeline runs their ``check``
+    # once the model is routed and their ``settle`` when the request is over (see TokenLimits).
+    limit_classes: ClassVar[Sequence[type[TokenLimits]]] = (TokenLimits,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limiters = [cls() for cls in self.limit_classes]
 
     async def dispatch(self, request: Request, response: Response) -> None:
         # The pipeline runs ``initial()`` itself, inside the request's log record: a refused token is logged too.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from gateway import crypto
-from gateway.models import ApiToken, ModelEntry, ProviderAccount, RequestLog
+from gateway.models import ApiToken, ModelEntry, ProviderAccount, RequestLog, Team
 from tests.conftest import make_provider
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +121,22 @@ def test_request_logs_are_searchable_by_session_and_read_only(admin_client: Clie
     session = admin_client.get(reverse("admin:gateway_requestlog_changelist"), {"session_id": "sess-abc"})
     assert session.status_code == 200 and "req_1" in session.content.decode() and "req_2" not in session.content.decode()
     assert 'href="?session_id=sess-abc"' in page
+
+
+def test_limits_are_edited_on_tokens_and_teams_and_shown_in_their_lists(admin_client: Client) -> None:
+    admin_client.post(reverse("admin:gateway_team_add"), {"name": "platform", "rpm": "100", "budget": "50",
+                                                         "budget_period": "monthly"})
+    team = Team.objects.get()
+    assert (team.rpm, team.budget, team.budget_period) == (100, Decimal("50"), "monthly")
+    admin_client.post(reverse("admin:gateway_apitoken_add"), {"name": "web", "active": "on", "team": team.pk,
+                                                             "rpm": "10", "tpm": "20000", "parallel": "2"})
+    token = ApiToken.objects.get(name="web")
+    assert (token.rpm, token.tpm, token.parallel, token.budget, token.budget_period) == (10, 20000, 2, None, "total")
+    listing = admin_client.get(reverse("admin:gateway_apitoken_changelist")).content.decode()
+    assert "10 rpm, 20000 tpm, 2 parallel" in listing
+    assert "100 rpm, $50 monthly" in admin_client.get(reverse("admin:gateway_team_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:gateway_apitoken_change", args=[token.pk])).content.decode()
+    assert 'name="budget_period"' in page and "Limits" in page
+    refused = admin_client.post(reverse("admin:gateway_team_change", args=[team.pk]),
+                                {"name": "platform", "budget": "-1", "budget_period": "monthly"})
+    assert refused.status_code == 200 and Team.objects.get().budget == Decimal("50")

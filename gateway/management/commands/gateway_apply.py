@@ -1,4 +1,4 @@
-"""python manage.py gateway_apply FILE: create or update providers and models from a YAML/JSON file."""
+"""python manage.py gateway_apply FILE: create or update teams, providers and models from a YAML/JSON file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gateway.config.file import DEFAULTS, ConfigError, apply, load
 
 
 class Command(BaseCommand):
-    help = "Apply a YAML or JSON configuration file (providers, models) idempotently; nothing is half-applied."
+    help = "Apply a YAML or JSON configuration file (teams, providers, models) idempotently; nothing is half-applied."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, nargs="?")

@@ -1,4 +1,4 @@
-"""gateway_apply: providers and models from a file, idempotent, all-or-nothing, errors with paths."""
+"""gateway_apply: teams, providers and models from a file, idempotent, all-or-nothing, errors with paths."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from gateway.models import Deployment, ModelEntry, ProviderAccount
+from gateway.models import Deployment, ModelEntry, ProviderAccount, Team
 
 pytestmark = pytest.mark.django_db
 
@@ -111,3 +111,46 @@ def test_bare_hostnames_are_valid_base_urls_but_nonsense_is_not(tmp_path: Path, 
     assert ProviderAccount.objects.get(name="p").base_url == "http://ollama:11434/v1"
     with pytest.raises(CommandError, match=r"providers\[0\].base_url: Enter a URL"):
         apply(write(tmp_path, ok.replace("http://ollama:11434/v1", "ftp:/nowhere")), monkeypatch)
+
+
+TEAMS = """
+teams:
+  - name: platform
+    description: The platform team
+    rpm: 600
+    tpm: 200000
+    parallel: 8
+    budget: 250.50
+    budget_period: monthly
+  - name: research
+    budget: 10
+"""
+
+
+def test_teams_and_their_limits_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply(write(tmp_path, TEAMS), monkeypatch)
+    platform = Team.objects.get(name="platform")
+    assert (platform.rpm, platform.tpm, platform.parallel, platform.budget, platform.budget_period) == (
+        600, 200000, 8, Decimal("250.50"), "monthly")
+    assert platform.description == "The platform team"
+    assert Team.objects.get(name="research").limits_summary() == "$10 total"
+    # applied again with one limit removed (null) and one left out (kept)
+    apply(write(tmp_path, "teams:\n  - {name: platform, rpm: null, tpm: 1000}\n"), monkeypatch)
+    platform.refresh_from_db()
+    assert (platform.rpm, platform.tpm, platform.parallel, platform.budget) == (None, 1000, 8, Decimal("250.50"))
+    assert Team.objects.count() == 2
+
+
+def test_team_errors_name_their_path_and_nothing_is_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = TEAMS.replace("rpm: 600", "rpm: -5").replace("budget_period: monthly", "budget_period: hourly")
+    broken = broken.replace("budget: 10", "budget: lots\n    colour: blue") + "  - {name: platform}\n"
+    with pytest.raises(CommandError) as info:
+        apply(write(tmp_path, CONFIG + broken), monkeypatch)
+    message = str(info.value)
+    assert "teams[0].rpm: must be a whole number >= 0" in message
+    assert "teams[0].budget_period: must be one of total, daily, weekly, monthly" in message
+    assert "teams[1].budget: must be a number >= 0" in message and "teams[1].colour: unknown field" in message
+    assert "teams[2].name: 'platform' already defined at teams[0]" in message
+    assert not Team.objects.exists() and not ProviderAccount.objects.exists()
+    with pytest.raises(CommandError, match=r"teams\[0\].budget: Ensure this value is less than or equal to"):
+        apply(write(tmp_path, "teams: [{name: rich, budget: 99999999}]\n"), monkeypatch)
