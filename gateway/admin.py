@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from gateway import provider_keys
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
+from gateway.reports import log_list
 from gateway.routing.provider_check import check_connection
 
 
@@ -228,18 +229,22 @@ class RequestLogAdmin(admin.ModelAdmin):
     list_display = ("created_at", "request_id", "endpoint", "token_name", "requested_model", "provider_account",
                     "status_code", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms",
                     "session")
-    list_filter = ("status_code", "endpoint", "provider_kind", "stream", "error_type", CostFilter, "created_at")
+    # No field filter on a log column (its choices would be a DISTINCT over the whole log) and no
+    # date_hierarchy (its year links are one too): see gateway/reports/log_list.py.
+    list_filter = ("created_at", log_list.TeamFilter, log_list.TokenFilter, log_list.ModelFilter,
+                   log_list.ProviderFilter, log_list.StatusFilter, log_list.EndpointFilter,
+                   log_list.ProviderKindFilter, "stream", CostFilter)
     search_fields = ("request_id", "session_id", "requested_model", "token_name", "provider_account")
-    date_hierarchy = "created_at"
     list_select_related = False
-    show_full_result_count = False
+    show_full_result_count = False  # no second COUNT of the unfiltered log
+    paginator = log_list.BoundedCountPaginator
 
-    @admin.display(description="cost", ordering="cost")
+    @admin.display(description="cost (USD)", ordering="cost")
     def cost_usd(self, obj: RequestLog) -> str:
         """USD; "unknown" when no price was known for the model (not $0); ≈ marks estimated usage."""
         if obj.cost is None:
             return "unknown"
-        shown = f"${obj.cost.normalize():f}" if obj.cost else "$0"
+        shown = f"{obj.cost.normalize():f} USD" if obj.cost else "0 USD"
         return f"≈{shown} (estimated usage)" if obj.usage_estimated else shown
 
     @admin.display(description="session", ordering="session_id")
@@ -250,7 +255,7 @@ class RequestLogAdmin(admin.ModelAdmin):
         return format_html('<a href="?session_id={}">{}</a>', obj.session_id, obj.session_id)
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
-        return lookup in ("session_id", "session_id__exact") or super().lookup_allowed(lookup, value, request)
+        return lookup in ("session_id", "session_id__exact", "error_type", "error_type__exact") or super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
