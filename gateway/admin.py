@@ -9,12 +9,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 
 from gateway import provider_keys
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.reports import log_list
+from gateway.reports import views as report_views
 from gateway.routing.provider_check import check_connection
 
 
@@ -270,4 +272,14 @@ class RequestLogAdmin(admin.ModelAdmin):
 admin.site.site_header = "AI gateway"
 admin.site.site_title = "AI gateway admin"
 admin.site.index_title = "Tokens, providers, models and request logs"
+_admin_urls = admin.site.get_urls
+
+
+def _with_reports() -> list[URLPattern]:
+    """The admin's URLs and /admin/usage/ ("admin:usage"), staff only: admin_view sends anyone else to
+    the login page and marks the page never_cache."""
+    return [path("usage/", admin.site.admin_view(report_views.usage_report), name="usage"), *_admin_urls()]
+
+
+admin.site.get_urls = _with_reports  # read when proxy_site/urls.py includes admin.site.urls
 admin.site.login_form = ThrottledAdminAuthenticationForm  # failed logins throttled per username and address

@@ -6,7 +6,6 @@ from django.views.generic import RedirectView
 from gateway import errors
 from gateway.api import catalog, openapi, views
 from gateway.inference import views as inference
-from gateway.reports import views as reports
 
 # Every endpoint, named. The inference endpoints are hot views: the ASGI app (gateway/edge/app.py)
 # serves these paths itself, on the event loop, and Django sees them only for CORS preflights.
@@ -15,8 +14,6 @@ urlpatterns = [
     path("v1/completions", inference.Completions.as_view(), name="completions"),
     path("v1/embeddings", inference.Embeddings.as_view(), name="embeddings"),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
-    # Staff only: admin_view sends anyone else to the admin's login page (and marks the page never_cache).
-    path("admin/usage/", admin.site.admin_view(reports.usage_report), name="usage-report"),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("v1/models", views.ModelList.as_view(), name="models"),

@@ -1,5 +1,5 @@
 """/admin/usage/: the usage report (totals, a breakdown, per-day charts, CSV), staff only (wrapped in
-admin.site.admin_view in proxy_site/urls.py)."""
+admin.site.admin_view in gateway/admin.py)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def add(day: dt.date, team: int, model: str, provider: str, requests: int, cost:
 
 
 def test_the_url_is_the_admins_and_the_index_links_it(admin_client: Client) -> None:
-    assert reverse("usage-report") == URL
+    assert reverse("admin:usage") == URL
     assert f'href="{URL}"' in admin_client.get(reverse("admin:index")).content.decode()
 
 
