@@ -39,7 +39,7 @@ LOG_COLUMNS = ("created_at, request_id, token_id, token_name, team_id, session_i
 LOG_ROWS = f"""
 WITH tok AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(name ORDER BY id) AS names,
                     array_agg(team_id ORDER BY id) AS teams FROM gateway_apitoken),
-     g AS (SELECT g, 50 + (g * 7919) % 2000 AS pt, 10 + (g * 104729) % 800 AS ct
+     g AS (SELECT g, 50 + (g * 7919) %% 2000 AS pt, 10 + (g * 104729) %% 800 AS ct
            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g)
 INSERT INTO gateway_requestlog ({LOG_COLUMNS})
 SELECT now() - random() * (%(days)s * interval '1 day'), 'req_' || g, tok.ids[1 + g %% {TOKENS}],

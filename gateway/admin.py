@@ -246,7 +246,7 @@ class RequestLogAdmin(admin.ModelAdmin):
         """USD; "unknown" when no price was known for the model (not $0); ≈ marks estimated usage."""
         if obj.cost is None:
             return "unknown"
-        shown = f"{obj.cost.normalize():f} USD" if obj.cost else "0 USD"
+        shown = f"${obj.cost.normalize():f}" if obj.cost else "$0"
         return f"≈{shown} (estimated usage)" if obj.usage_estimated else shown
 
     @admin.display(description="session", ordering="session_id")

@@ -81,4 +81,4 @@ def test_cost_is_shown_in_usd(admin_client: Client, logs: dict) -> None:
 
     RequestLog.objects.filter(request_id="req_1").update(cost=Decimal("0.0125"))
     page = admin_client.get(URL).content.decode()
-    assert "0.0125 USD" in page and "cost (usd)" in page.lower()
+    assert "$0.0125" in page and "cost (usd)" in page.lower()  # the column says USD, the cell $
