@@ -135,7 +135,7 @@ def pages(days: int) -> list[tuple[str, str]]:
     ]
 
 
-def measure(runs: int, days: int) -> list[tuple[str, float, float, float, int]]:
+def measure(runs: int, days: int, verbose: bool) -> list[tuple[str, float, float, float, int, float]]:
     import django
 
     django.setup()
@@ -144,7 +144,8 @@ def measure(runs: int, days: int) -> list[tuple[str, float, float, float, int]]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    user = User.objects.create_superuser("bench-admin", "bench@example.invalid", "bench-only-password-1")
+    user = (User.objects.filter(username="bench-admin").first()
+            or User.objects.create_superuser("bench-admin", "bench@example.invalid", "bench-only-password-1"))
     client = Client()
     client.force_login(user)
     results = []
@@ -157,7 +158,12 @@ def measure(runs: int, days: int) -> list[tuple[str, float, float, float, int]]:
                 response = client.get(path)
                 times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, path
-        results.append((name, min(times), statistics.median(times), max(times), len(captured.captured_queries)))
+        queries = captured.captured_queries
+        slowest = max(queries, key=lambda q: float(q["time"]))
+        results.append((name, min(times), statistics.median(times), max(times), len(queries),
+                        sum(float(q["time"]) for q in queries) * 1000))
+        if verbose:
+            print(f"{name}: slowest query {float(slowest['time']) * 1000:.1f} ms: {slowest['sql'][:300]}")
     return results
 
 
@@ -169,6 +175,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database (and reuse it with --reuse)")
+    parser.add_argument("--verbose", action="store_true", help="print each page's slowest query")
     parser.add_argument("--reuse", action="store_true", help="time an existing, filled database")
     args = parser.parse_args()
     url = database_url(args.admin_url, args.database)
@@ -183,14 +190,14 @@ def main() -> None:
             create(args.admin_url, args.database)
             subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
             fill(url, args.rows, args.days, "UTC")
-        results = measure(args.runs, args.days)
+        results = measure(args.runs, args.days, args.verbose)
     finally:
         if not args.keep:
             drop(args.admin_url, args.database)
     print(f"\n{args.rows:,} log rows over {args.days} days; {args.runs} timed loads per page (after one warm-up)\n")
-    print("| page | min ms | median ms | max ms | queries |\n|---|---:|---:|---:|---:|")
-    for name, low, mid, high, queries in results:
-        print(f"| {name} | {low:.1f} | {mid:.1f} | {high:.1f} | {queries} |")
+    print("| page | min ms | median ms | max ms | queries | of which SQL ms (last run) |\n|---|---:|---:|---:|---:|---:|")
+    for name, low, mid, high, queries, sql in results:
+        print(f"| {name} | {low:.1f} | {mid:.1f} | {high:.1f} | {queries} | {sql:.1f} |")
 
 
 if __name__ == "__main__":
