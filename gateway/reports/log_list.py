@@ -134,6 +134,7 @@ class BoundedCountPaginator(Paginator):
     when it is above CAP: the last pages are then approximate (a page past the end shows an error)."""
 
     CAP = 10_000
+    bound = ""  # how the count is shown: "estimate" (about N), "cap" (N or more), "" (exact)
 
     @cached_property
     def count(self) -> int:
@@ -141,8 +142,11 @@ class BoundedCountPaginator(Paginator):
         if not queryset.query.where:
             estimate = table_estimate(queryset)
             if estimate is not None and estimate > self.CAP:
+                self.bound = "estimate"
                 return estimate
-        return queryset.order_by().values("pk")[: self.CAP].count()
+        counted = queryset.order_by().values("pk")[: self.CAP].count()
+        self.bound = "cap" if counted >= self.CAP else ""
+        return counted
 
 
 def table_estimate(queryset: QuerySet) -> int | None:

@@ -72,8 +72,27 @@ def test_the_page_never_counts_or_scans_the_whole_log(admin_client: Client, logs
 def test_the_count_is_capped(admin_client: Client, logs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(log_list.BoundedCountPaginator, "CAP", 2)
     paginator = log_list.BoundedCountPaginator(RequestLog.objects.order_by("-created_at"), 1)
-    assert paginator.count == 2 and paginator.num_pages == 2
-    assert log_list.BoundedCountPaginator(RequestLog.objects.filter(team=logs["blue"]), 1).count == 1
+    assert paginator.count == 2 and paginator.num_pages == 2 and paginator.bound == "cap"
+    exact = log_list.BoundedCountPaginator(RequestLog.objects.filter(team=logs["blue"]), 1)
+    assert exact.count == 1 and exact.bound == ""
+    assert "2 or more request logs" in admin_client.get(URL).content.decode()
+
+
+def test_unfiltered_postgres_uses_its_row_estimate(logs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_list.BoundedCountPaginator, "CAP", 2)
+    monkeypatch.setattr(log_list, "table_estimate", lambda queryset: 1_000_000)
+    paginator = log_list.BoundedCountPaginator(RequestLog.objects.all(), 50)
+    assert paginator.count == 1_000_000 and paginator.bound == "estimate"
+    filtered = log_list.BoundedCountPaginator(RequestLog.objects.filter(team=logs["red"]), 50)
+    assert filtered.count == 2 and filtered.bound == "cap"  # filtered: counted (up to the cap)
+
+
+def test_table_estimate_reads_pg_class_on_postgres_only(logs: dict) -> None:
+    estimate = log_list.table_estimate(RequestLog.objects.all())
+    if connection.vendor == "postgresql":
+        assert estimate is None or estimate > 0  # None until the table was analysed
+    else:
+        assert estimate is None
 
 
 def test_cost_is_shown_in_usd(admin_client: Client, logs: dict) -> None:
