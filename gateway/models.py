@@ -281,12 +281,16 @@ class RequestLog(models.Model):
 
     created_at = models.DateTimeField(db_index=True)
     request_id = models.CharField(max_length=64, db_index=True)
-    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False)
+    # No single-column indexes on token, team and requested_model: the (column, created_at) indexes
+    # below start with them, and serve the admin's filters in its default order (newest first).
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False,
+                              db_index=False)
     token_name = models.CharField(max_length=100, blank=True)
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False,
+                             db_index=False)
     session_id = models.CharField(max_length=128, blank=True, db_index=True)
     endpoint = models.CharField(max_length=64)
-    requested_model = models.CharField(max_length=200, blank=True, db_index=True)
+    requested_model = models.CharField(max_length=200, blank=True)
     resolved_model = models.CharField(max_length=200, blank=True)
     provider_kind = models.CharField(max_length=40, blank=True)
     provider_account = models.CharField(max_length=100, blank=True)
@@ -310,7 +314,13 @@ class RequestLog(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["token", "created_at"])]
+        indexes = [
+            models.Index(fields=["token", "created_at"]),
+            models.Index(fields=["team", "created_at"], name="reqlog_team_created"),
+            models.Index(fields=["requested_model", "created_at"], name="reqlog_model_created"),
+            models.Index(fields=["provider_account", "created_at"], name="reqlog_provider_created"),
+            models.Index(fields=["status_code", "created_at"], name="reqlog_status_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.endpoint} {self.status_code}"
