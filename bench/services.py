@@ -113,7 +113,9 @@ class Services:
     def gateway_env(self, database: Database) -> dict[str, str]:
         env = {**os.environ, "DATABASE_URL": database.url, "DJANGO_SETTINGS_MODULE": "proxy_site.settings",
                "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
-               "DJANGO_DEBUG": "false", "GATEWAY_LOG_LEVEL": "WARNING",
+               # production settings, as behind a TLS-terminating proxy: plain HTTP on loopback is the bench's
+               "DJANGO_DEBUG": "false", "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+               "DJANGO_SECURE_SSL_REDIRECT": "false", "GATEWAY_LOG_LEVEL": "WARNING",
                # room for 2,000+ concurrent upstream streams per worker
                "GATEWAY_UPSTREAM_MAX_CONNECTIONS": "4096", "GATEWAY_UPSTREAM_MAX_PER_HOST": "4096",
                "GATEWAY_BACKLOG": "4096", "PYTHONUNBUFFERED": "1"}
