@@ -173,8 +173,7 @@ class RequestLogWriter:
                 self._wake.clear()
                 try:
                     self.close_auth_window()
-                    if self.flush() and "pool" in connection.settings_dict.get("OPTIONS", {}):
-                        connection.close()  # back to the pool: the writer does not hold one of its slots
+                    self.flush()  # (the thread keeps its connection, pooled or not: reconnecting costs a round trip)
                 except Exception:
                     logger.exception("request log write failed; %d rows kept for retry", len(self._queue))
                     time.sleep(min(interval * 5, 10))

@@ -148,3 +148,10 @@ def test_under_ssl_redirect_plain_http_is_refused_and_https_answers_carry_hsts(s
     assert proxied[0] == 200 and proxied[1]["strict-transport-security"] == "max-age=3600; includeSubDomains"
     settings.SECURE_SSL_REDIRECT = False
     assert run_asgi(app_with(Echo), headers=[(b"host", b"testserver"), user])[0] == 200
+
+
+def test_generated_request_ids_are_unique_and_well_formed() -> None:
+    from gateway.edge.http import _REQUEST_ID, new_request_id
+
+    ids = {new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000 and all(_REQUEST_ID.match(i) and i.startswith("req_") for i in ids)
