@@ -100,7 +100,7 @@ def first_party_graph() -> tuple[dict[str, set[str]], dict[tuple[str, str], str]
     graph: dict[str, set[str]] = {name: set() for name in modules}
     where: dict[tuple[str, str], str] = {}
     for name, path in modules.items():
-        for module, imported, line in imported_names(path):  # not TYPE_CHECKING ones: they never run
+        for module, imported, line in imported_names(path, type_checking=True):  # a type-only import ties modules too
             if (target := resolve(module, imported)) is not None:
                 graph[name].add(target)
                 where.setdefault((name, target), f"{rel(path)}:{line}")

@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from asgiref.sync import sync_to_async
 
@@ -25,8 +25,11 @@ from gateway.routing import patterns
 from gateway.usage import prices
 from providers.base import Account, Usage
 
-if TYPE_CHECKING:
-    from gateway.access.authentication import TokenInfo
+
+class ModelAccess(Protocol):
+    """What ``choose`` needs of the caller's credential (a ``TokenInfo``): which models it may use."""
+
+    def allows(self, requested: str, entry_name: str | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class Registry:
         return [e for e in self.entries if not e.is_pattern]
 
 
-def choose(registry: Registry, model: str | None, provider: str | None, token: TokenInfo) -> tuple[str, Entry, list[Route]]:
+def choose(registry: Registry, model: str | None, provider: str | None, token: ModelAccess) -> tuple[str, Entry, list[Route]]:
     """The model to serve (the registry's default when none is named), its entry and its deployments
     in the order to try (possibly none). Raises the client's 400 / 404 / 403."""
     if model is None:
@@ -132,21 +135,18 @@ def order_routes(routes: list[Route]) -> list[Route]:
 
 
 def load_registry() -> Registry:
-    """Read active entries, deployments and accounts (keys decrypted) in four queries; every account's
-    key, in use or not, is handed to the redactor."""
+    """Read active entries, deployments and every provider account (keys decrypted once each) in three
+    queries; every account's key, in use or not, is handed to the redactor."""
     from gateway.models import Deployment, ModelEntry, ProviderAccount
 
     with borrowed_connection():
-        deployments = list(Deployment.objects.filter(active=True, provider__active=True, model__active=True)
-                           .select_related("provider"))
+        accounts = {p.id: p.as_account() for p in ProviderAccount.objects.all()}
+        deployments = list(Deployment.objects.filter(active=True, provider__active=True, model__active=True))
         models = list(ModelEntry.objects.filter(active=True))
     routes: dict[int, list[Route]] = {}
-    accounts: dict[int, Account] = {}
     for dep in deployments:
-        p = dep.provider
-        if p.id not in accounts:
-            accounts[p.id] = p.as_account()
-        routes.setdefault(dep.model_id, []).append(Route(accounts[p.id], dep.upstream_model, dep.weight, dep.priority))
+        routes.setdefault(dep.model_id, []).append(
+            Route(accounts[dep.provider_id], dep.upstream_model, dep.weight, dep.priority))
     entries = [
         Entry(
             m.id, m.name, m.context_window, m.max_output_tokens, m.input_price_per_million,
@@ -157,7 +157,7 @@ def load_registry() -> Registry:
         for m in models
     ]
     prices.price_list()  # read here, off the event loop, rather than by the first request's log row
-    redaction.install(account.get_api_key() for account in ProviderAccount.objects.exclude(api_key_encrypted=""))
+    redaction.install(account.api_key for account in accounts.values())
     return Registry(entries)
 
 
