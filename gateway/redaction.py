@@ -19,6 +19,8 @@ import logging
 import re
 from collections.abc import Iterable
 
+from providers.base import redact
+
 GRAM = 8
 STEP = 4
 SHORTEST = GRAM + STEP - 1
@@ -29,8 +31,6 @@ _KEY_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
 # Lower-cases key characters and turns every other byte into a space, so split() yields the runs.
 _RUNS_TABLE = bytes(c if c in _KEY_CHARS else 0x20 for c in bytes(range(256)).lower())
 _RUN = re.compile(rb"[A-Za-z0-9_\-]{%d,}" % GRAM)
-# Keys of other services, whole or masked, that upstream error messages echo: "sk-...abcd", "AIza...".
-_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|AIza)[-_][-_.*A-Za-z0-9]{3,}|\bAIza[-_A-Za-z0-9]{8,}")
 
 
 class Redactor:
@@ -76,7 +76,7 @@ class Redactor:
         raw = text.encode("utf-8", "surrogatepass")
         if self.found_in(raw):
             text = self.data(raw).decode("utf-8", "surrogatepass")
-        return _KEY_LIKE.sub(MARK, text)
+        return redact(text, "")  # (the adapters' rule for keys of other services: "sk-...abcd", "AIza...")
 
 
 _current = Redactor()

@@ -184,11 +184,12 @@ class GatewayApp:
         try:
             if not host_allowed(scope):
                 raise invalid_host()
-            secure = is_secure(scope)
-            if settings.SECURE_HSTS_SECONDS and secure:
-                response.extra_headers = {**response.extra_headers, "Strict-Transport-Security": hsts_header()}
-            if settings.SECURE_SSL_REDIRECT and not secure:
-                raise https_required()
+            if settings.SECURE_HSTS_SECONDS or settings.SECURE_SSL_REDIRECT:  # (production settings only)
+                secure = is_secure(scope)
+                if settings.SECURE_HSTS_SECONDS and secure:
+                    response.extra_headers = {**response.extra_headers, "Strict-Transport-Security": hsts_header()}
+                if settings.SECURE_SSL_REDIRECT and not secure:
+                    raise https_required()
             if scope["method"] != view.method:
                 raise method_not_allowed(scope["method"], view.method)
             limit = gateway_settings.MAX_BODY_BYTES

@@ -70,7 +70,7 @@ def test_registry_loads_only_active_rows_and_finds_the_default(django_assert_num
     live, off = make_provider("live"), make_provider("off", active=False)
     make_model("gpt-4o", (live, "gpt-4o-2024-08-06"), (off, "gpt-4o"), is_default=True)
     make_model("retired", (live, "x"), active=False)
-    with django_assert_num_queries(3):  # deployments, models, every key (for the redactor)
+    with django_assert_num_queries(3):  # every account (its key also for the redactor), deployments, models
         registry = routing.load_registry()
     assert [e.name for e in registry.entries] == ["gpt-4o"]
     assert registry.default.name == "gpt-4o"
