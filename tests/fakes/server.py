@@ -116,10 +116,12 @@ class FakeServer:
         body = await request.read()
         self.requests.append(Recorded(request.method, request.path, dict(request.query),
                                       {k.lower(): v for k, v in request.headers.items()}, body))
+        # The failure is taken when the request arrives, not after a stall: a request still stalled from an
+        # earlier test (its client gave up) must not wake up and take the failure the next test queued.
+        failure = self._failures.pop(0) if self._failures else None
         if self.stall_seconds:
             await asyncio.sleep(self.stall_seconds)
-        if self._failures:
-            failure = self._failures.pop(0)
+        if failure is not None:
             return web.Response(status=failure.status, body=failure.body, content_type=failure.content_type,
                                 headers=failure.headers)
         return await handler(request)
