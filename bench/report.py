@@ -10,6 +10,8 @@ from bench.loads import WrkResult
 
 MB = 1024 * 1024
 DIRECT, GATEWAY, OTHER = "direct (mock)", "gateway", "compared"
+# The gateway again, with a token that has an rpm, a tpm and a monthly budget (never reached).
+LIMITED = "gateway, limited token"
 
 
 @dataclass
@@ -67,6 +69,11 @@ def targets(res: Results) -> list[list[str]]:
         if OTHER in res.wrk[top]:
             ratio = g.rps / res.wrk[top][OTHER].rps if res.wrk[top][OTHER].rps else float("inf")
             check(f"throughput c={top} vs compared gateway", ratio, 10, ratio >= 10, "x")
+            if LIMITED in res.wrk[top]:
+                limited = res.wrk[top][LIMITED]
+                ratio = limited.rps / res.wrk[top][OTHER].rps if res.wrk[top][OTHER].rps else float("inf")
+                check(f"throughput c={top} with limits vs compared gateway", ratio, 20,
+                      ratio >= 20 and limited.errors == 0, "x")
     if res.gateway_requests:
         cpu = res.gateway_cpu_s * 1000 / res.gateway_requests
         check("CPU per non-streamed request (all loads)", cpu, 1.0, cpu <= 1.0, "ms")
@@ -119,6 +126,14 @@ def render(res: Results) -> str:
         if DIRECT in one and GATEWAY in one:
             lines += ["", f"Added latency at c=1: p50 +{_f(one[GATEWAY].p50_ms - one[DIRECT].p50_ms)} ms, "
                           f"p99 +{_f(one[GATEWAY].p99_ms - one[DIRECT].p99_ms)} ms"]
+        if any(LIMITED in runs for runs in res.wrk.values()):
+            lines += ["", "Limited token (rpm, tpm, budget) vs a token without limits:"]
+            for c, runs in sorted(res.wrk.items()):
+                if LIMITED in runs and GATEWAY in runs:
+                    g, lim = runs[GATEWAY], runs[LIMITED]
+                    lines.append(f"- c={c}: {_f(lim.rps / g.rps if g.rps else float('nan'), 2)}x the requests/s, "
+                                 f"p50 +{_f(lim.p50_ms - g.p50_ms)} ms, CPU +{_f(lim.cpu_ms_per_request - g.cpu_ms_per_request, 3)}"
+                                 " ms per request")
         if any(OTHER in runs for runs in res.wrk.values()):
             lines += ["", "Gateway vs compared gateway:"]
             for c, runs in sorted(res.wrk.items()):

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
 
 from bench import procstats
 from bench.loads import Target, WrkResult, lua_script, require_wrk, run_wrk
-from bench.report import DIRECT, GATEWAY, OTHER, Results, render
+from bench.report import DIRECT, GATEWAY, LIMITED, OTHER, Results, render
 from bench.services import DEFAULT_POSTGRES, DEFAULT_REDIS, PYTHON, ROOT, Database, Services, free_port
 from bench.streams import raise_fd_limit
 
@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare-model", default="bench-model", help="model name on the compared gateway")
     parser.add_argument("--max-wait-quiet", type=float, default=30.0, metavar="SECONDS",
                         help="before each load, wait up to this long for other processes to use < 10%% CPU")
+    parser.add_argument("--no-limited", dest="limited", action="store_false",
+                        help="skip the non-streaming loads with a limited token (rpm, tpm and a budget)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.md")
     args = parser.parse_args(argv)
     if args.quick:
@@ -133,6 +135,10 @@ def bench(args: argparse.Namespace, services: Services, workdir: Path) -> Result
     targets = [Target(DIRECT, f"{mock_base}/chat/completions", {"Authorization": "Bearer bench-key"}, "bench-model"),
                Target(GATEWAY, f"http://127.0.0.1:{port}/v1/chat/completions",
                       {"Authorization": f"Bearer {token}"}, "bench-model")]
+    if args.limited:  # limits this load never reaches: what checking and settling them costs
+        limited = services.create_token(env, "bench-limited", "--rpm", "100000000", "--tpm", "2000000000",
+                                        "--budget", "1000000", "--budget-period", "monthly")
+        targets.append(Target(LIMITED, targets[1].url, {"Authorization": f"Bearer {limited}"}, "bench-model"))
     if args.compare:
         targets.append(Target(OTHER, chat_url(args.compare), dict(map(parse_header, args.compare_header)),
                               args.compare_model))
@@ -170,8 +176,9 @@ def bench(args: argparse.Namespace, services: Services, workdir: Path) -> Result
             result: WrkResult = run_wrk(target, scripts[target.label], c, args.duration)
             cpu = procstats.cpu_seconds(procstats.tree(gateway.pid)) - before
             result.other_load = other.stop()
-            if target.label == GATEWAY:
+            if target.label in (GATEWAY, LIMITED):
                 result.cpu_ms_per_request = cpu * 1000 / max(result.requests, 1)
+            if target.label == GATEWAY:
                 results.gateway_cpu_s += cpu
                 results.gateway_requests += result.requests
             results.wrk[c][target.label] = result
@@ -180,7 +187,7 @@ def bench(args: argparse.Namespace, services: Services, workdir: Path) -> Result
     stream_timeout = args.chunks * args.chunk_delay_ms / 1000 + 60
     for k in args.streams:
         results.streams[k] = {}
-        for target in targets:
+        for target in [t for t in targets if t.label != LIMITED]:
             # steady state: warm caches (the token cache lives CACHE_SECONDS) as ongoing traffic would
             run_wrk(target, scripts[target.label], 4, 1)
             settle(roots, args.max_wait_quiet)

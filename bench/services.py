@@ -160,11 +160,17 @@ class Services:
             "providers:\n"
             f"  - {{name: mock, kind: openai_compatible, base_url: '{mock_base}', api_key: bench-key}}\n"
             "models:\n"
-            "  - {name: bench-model, deployments: [{provider: mock, model: bench-model}]}\n"
+            # Priced, so a budget is really spent; the prices of a small model.
+            "  - {name: bench-model, input_price_per_million: '0.15', output_price_per_million: '0.6',\n"
+            "     max_output_tokens: 256, deployments: [{provider: mock, model: bench-model}]}\n"
         )
         self.manage(env, "gateway_apply", str(config))
-        lines = [line.strip() for line in self.manage(env, "gateway_token", "create", "--name", "bench").splitlines()]
-        token = next((line for line in reversed(lines) if line), "")
+        return self.create_token(env, "bench")
+
+    def create_token(self, env: dict[str, str], name: str, *options: str) -> str:
+        """A fresh token (``options``: gateway_token create's limit flags)."""
+        output = self.manage(env, "gateway_token", "create", "--name", name, *options)
+        token = next((line for line in reversed([line.strip() for line in output.splitlines()]) if line), "")
         if not token:
             raise RuntimeError("`manage.py gateway_token create` printed no token")
         return token

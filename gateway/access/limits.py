@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal
 from typing import Any
 
@@ -58,9 +59,18 @@ class Limits:
         budget = None if row.budget is None else Decimal(row.budget)
         return cls(owner, row.id, row.name, row.rpm, row.tpm, row.parallel, budget, row.budget_period)
 
-    @property
+    @cached_property
     def scope(self) -> str:
         return f"{'tok' if self.owner == 'token' else 'team'}:{self.id}"
+
+    @cached_property
+    def base_key(self) -> str:
+        """The prefix of this holder's counter keys in the stores."""
+        return f"gw:lim:{self.scope}"
+
+    @cached_property
+    def budget_units(self) -> int:
+        return 0 if self.budget is None else units(self.budget)
 
     @property
     def who(self) -> str:
@@ -82,7 +92,7 @@ class Need:
         return self.prompt + self.output
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a request builds several, and frozen dataclasses are slow to build
 class Counter:
     """One counter a request takes from: its store key, limit, the amount to take and its window."""
 
@@ -156,11 +166,11 @@ def counters(held: Iterable[Limits], need: Need, now: float, lease: float,
     number, minute_end = windows.minute(now)
     found: dict[str, list[Counter]] = {kind: [] for kind in kinds}
     for limits in held:
-        base = f"gw:lim:{limits.scope}"
+        base = limits.base_key
         if BUDGET in found and limits.budget is not None:
             label, start, end = windows.period(limits.budget_period, now)
             found[BUDGET].append(Counter(
-                f"{base}:budget:{limits.budget_period}:{label}", BUDGET, units(limits.budget), need.cost, limits,
+                f"{base}:budget:{limits.budget_period}:{label}", BUDGET, limits.budget_units, need.cost, limits,
                 end, None if end is None else end + PERIOD_MARGIN, start))
         if RPM in found and limits.rpm is not None:
             found[RPM].append(Counter(f"{base}:rpm:{number}", RPM, limits.rpm, need.requests, limits,

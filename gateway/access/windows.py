@@ -27,10 +27,24 @@ def minute(now: float) -> tuple[int, float]:
     return number, float((number + 1) * MINUTE)
 
 
+# The last period computed per (name, TIME_ZONE): almost every request falls in the same one.
+_last: dict[tuple[str, str], tuple[str, float, float]] = {}
+
+
 def period(name: str, now: float) -> tuple[str, float | None, float | None]:
     """(label, start, end) of the budget period holding ``now``; ``("total", None, None)`` for total."""
     if name == "total":
         return "total", None, None
+    key = (name, settings.TIME_ZONE)
+    last = _last.get(key)
+    if last is not None and last[1] <= now < last[2]:
+        return last
+    found = _period(name, now)
+    _last[key] = found
+    return found
+
+
+def _period(name: str, now: float) -> tuple[str, float, float]:
     zone = ZoneInfo(settings.TIME_ZONE)
     day = datetime.fromtimestamp(now, zone).date()
     if name == "daily":

@@ -25,6 +25,9 @@ from gateway.routing import patterns
 from gateway.usage import prices
 from providers.base import Account, Usage
 
+# How many upstream models' prices an entry remembers (a pattern entry sees as many as clients name).
+PRICINGS_KEPT = 256
+
 
 class ModelAccess(Protocol):
     """What ``choose`` needs of the caller's credential (a ``TokenInfo``): which models it may use."""
@@ -56,6 +59,7 @@ class Entry:
     routes: tuple[Route, ...]
     capabilities: frozenset[str] = frozenset()
     cached_input_price_per_million: Decimal | None = None
+    _pricings: dict[str | None, prices.Pricing] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def is_pattern(self) -> bool:
@@ -68,9 +72,15 @@ class Entry:
         return upstream or (None if self.is_pattern else self.name)
 
     def pricing(self, upstream_model: str | None) -> prices.Pricing:
-        """This entry's prices when ``upstream_model`` serves it, each from the entry or the price list."""
-        return prices.pricing(self.input_price_per_million, self.cached_input_price_per_million,
-                              self.output_price_per_million, upstream_model)
+        """This entry's prices when ``upstream_model`` serves it, each from the entry or the price list
+        (remembered per upstream model: a budget or tpm check and the log row ask on every request)."""
+        known = self._pricings.get(upstream_model)
+        if known is None:
+            known = prices.pricing(self.input_price_per_million, self.cached_input_price_per_million,
+                                   self.output_price_per_million, upstream_model)
+            if len(self._pricings) < PRICINGS_KEPT:  # a pattern's upstream models are the clients' names
+                self._pricings[upstream_model] = known
+        return known
 
     def cost(self, usage: Usage | None, upstream_model: str | None = None) -> Decimal | None:
         """USD for this usage served by ``upstream_model``; None when a price it needs is unknown."""
