@@ -145,6 +145,19 @@ class ProviderAccount(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
 
+    def clean(self) -> None:
+        """A kind without a default URL (any OpenAI-compatible server) cannot be called without one."""
+        if not self.base_url and self.needs_base_url:
+            raise ValidationError({"base_url": "This kind has no default URL: enter the server's base URL, the "
+                                   "part before /chat/completions (e.g. http://localhost:11434/v1)."})
+
+    @property
+    def needs_base_url(self) -> bool:
+        try:
+            return not adapter_class(self.kind).default_base_url
+        except UnknownKind:
+            return False
+
     @property
     def has_api_key(self) -> bool:
         """A key is stored (whether or not it can be decrypted: see ``key_status``)."""
@@ -164,6 +177,8 @@ class ProviderAccount(models.Model):
         try:
             cls = adapter_class(self.kind)
         except UnknownKind:
+            return False
+        if not self.base_url and not cls.default_base_url:
             return False
         status = self.key_status
         return status == provider_keys.OK or (status == provider_keys.MISSING and not cls.requires_api_key)
