@@ -43,8 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["no_migrate"]:
-            call_command("migrate", interactive=False, verbosity=0)
-            self.stdout.write("Database is up to date.")
+            self.migrate()
         if not options["no_defaults"] and registry_is_empty():
             apply(load(DEFAULTS))
             self.stdout.write(f"First start: loaded the default registry (gateway/config/defaults/{DEFAULTS.name}: "
@@ -53,6 +52,19 @@ class Command(BaseCommand):
         sys.stdout.flush()
         argv = gunicorn_argv(options["bind"], options["workers"])
         os.execv(argv[0], argv)
+
+    def migrate(self) -> None:
+        """Apply the migrations not yet applied, and say how many there were."""
+        from django.db import connection
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        pending = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        call_command("migrate", interactive=False, verbosity=0)
+        if pending:
+            self.stdout.write(f"Database migrated: applied {pending} migration{'s' if pending != 1 else ''}.")
+        else:
+            self.stdout.write("Database is up to date (no migrations to apply).")
 
     def next_steps(self, bind: str) -> None:
         from django.contrib.auth import get_user_model
