@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from gateway import provider_keys
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.models import ApiToken, Deployment, Limited, ModelEntry, ProviderAccount, RequestLog, Team
-from gateway.reports import log_list
+from gateway.reports import dashboard, log_list
 from gateway.reports import views as report_views
 from gateway.routing import patterns
 from gateway.routing.provider_check import check_connection
@@ -378,4 +378,19 @@ def _with_reports() -> list[URLPattern]:
 
 
 admin.site.get_urls = _with_reports  # read when proxy_site/urls.py includes admin.site.urls
+_admin_index = admin.site.index
+
+
+def _index_with_dashboard(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """The admin index opens on the dashboard (templates/admin/index.html): usage today and this month,
+    the top teams, tokens and models, the provider accounts' health."""
+    found = dashboard.context()
+    found["periods"] = [("Today", report_views.with_usd(found["today"])),
+                        ("This month", report_views.with_usd(found["month"]))]
+    found["top"] = [(title, [report_views.with_usd(row) | {"tokens": row["prompt_tokens"] + row["completion_tokens"]}
+                             for row in rows]) for title, rows in found["top"]]
+    return _admin_index(request, {**(extra_context or {}), "dashboard": found})
+
+
+admin.site.index = _index_with_dashboard
 admin.site.login_form = ThrottledAdminAuthenticationForm  # failed logins throttled per username and address
