@@ -3,7 +3,6 @@ allow-list and limits (and limits per client address), logged and reported as `a
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import threading
 from datetime import UTC, datetime
