@@ -101,3 +101,20 @@ def test_serving_beyond_loopback_in_local_mode_says_which_variable_to_set(bind: 
     with override_settings(ALLOWED_HOSTS=["localhost", "127.0.0.1", "[::1]"]):
         Command(stdout=out).next_steps(bind)
     assert ("set DJANGO_ALLOWED_HOSTS" in out.getvalue()) is hint
+
+
+@pytest.mark.django_db
+def test_serving_with_anonymous_access_says_so_and_its_identity_is_no_issued_token(settings) -> None:
+    from io import StringIO
+
+    from gateway.management.commands.gateway_serve import Command
+    from gateway.models import ApiToken
+
+    ApiToken.anonymous()
+    out = StringIO()
+    Command(stdout=out).next_steps("127.0.0.1:8000")
+    assert "Issue an API token" in out.getvalue() and "Anonymous access is on" not in out.getvalue()
+    settings.GATEWAY = {"ANONYMOUS": True}
+    out = StringIO()
+    Command(stdout=out).next_steps("127.0.0.1:8000")
+    assert "Anonymous access is on (GATEWAY_ANONYMOUS)" in out.getvalue() and "anyone who can reach" in out.getvalue()
