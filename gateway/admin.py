@@ -15,7 +15,17 @@ from django.utils.html import format_html, format_html_join
 
 from gateway import provider_keys
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
-from gateway.models import ApiToken, Deployment, Limited, ModelEntry, ProviderAccount, RequestLog, Team
+from gateway.conf import gateway_settings
+from gateway.models import (
+    ANONYMOUS_DIGEST,
+    ApiToken,
+    Deployment,
+    Limited,
+    ModelEntry,
+    ProviderAccount,
+    RequestLog,
+    Team,
+)
 from gateway.reports import dashboard, log_list
 from gateway.reports import views as report_views
 from gateway.routing import patterns
@@ -24,6 +34,11 @@ from providers.registry import default_base_url, kind_choices
 
 LIMITS_HELP = ("Checked before every inference request, by all workers together. A team's limits cover all "
                "its tokens together; a token in a team obeys both. Empty: no limit.")
+ANONYMOUS_HELP = ("Requests that carry no token are served as this identity when GATEWAY_ANONYMOUS is on "
+                  "(it is {state}): anyone who can reach the gateway can use these models within these limits. "
+                  "Untick active to refuse them (401) without a restart.")
+PER_ADDRESS_HELP = ("Each client address on its own (the connection's, or the client's from a proxy in "
+                    "FORWARDED_ALLOW_IPS; an IPv6 address by its /64 network), within the limits above.")
 
 
 def _secret_key(token_id: int) -> str:
@@ -86,6 +101,27 @@ class ApiTokenAdmin(admin.ModelAdmin):
                                     "created_at", "last_used_at")}),
                  ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}))
     actions = ("revoke",)
+
+    def get_fieldsets(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is None or not obj.is_anonymous:
+            return self.fieldsets
+        state = "on" if gateway_settings.ANONYMOUS else "off"
+        return ((None, {"fields": ("name", "active", "allowed_models", "created_at", "last_used_at"),
+                        "description": ANONYMOUS_HELP.format(state=state)}),
+                ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}),
+                ("Limits per client address", {"fields": ApiToken.PER_ADDRESS_FIELDS, "description": PER_ADDRESS_HELP}))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is not None and obj.is_anonymous:  # (its name is what reports show for requests without a token)
+            return (*self.readonly_fields, "name")
+        return self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # The anonymous identity is switched off (active), not deleted: a new one would have no limits.
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_anonymous)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        super().delete_queryset(request, queryset.exclude(digest=ANONYMOUS_DIGEST))
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
         if not change:

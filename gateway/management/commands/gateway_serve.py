@@ -69,11 +69,15 @@ class Command(BaseCommand):
     def next_steps(self, bind: str) -> None:
         from django.contrib.auth import get_user_model
 
-        from gateway.models import ApiToken, ProviderAccount
+        from gateway.models import ANONYMOUS_DIGEST, ApiToken, ProviderAccount
 
         url = f"http://{bind}"
         manage = f"{sys.executable} manage.py"
         self.stdout.write(f"Gateway starting on {url} (admin: {url}/admin/, API: {url}/v1)")
+        if gateway_settings.ANONYMOUS:
+            self.stdout.write("Anonymous access is on (GATEWAY_ANONYMOUS): requests without a token are served as "
+                              "'anonymous', within the config file's `anonymous:` limits, to anyone who can reach "
+                              f"{bind}.")
         steps = []
         if not get_user_model().objects.filter(is_superuser=True).exists():
             steps.append(f"Create the first admin user:      {manage} createsuperuser")
@@ -81,7 +85,7 @@ class Command(BaseCommand):
             steps.append(f"Add a provider and a model:       {url}/admin/  or  {manage} gateway_apply FILE.yaml")
         elif not any(p.is_configured for p in ProviderAccount.objects.filter(active=True)):
             steps.append(f"Add a provider API key:           {url}/admin/gateway/provideraccount/")
-        if not ApiToken.objects.exists():
+        if not ApiToken.objects.exclude(digest=ANONYMOUS_DIGEST).exists():
             steps.append(f"Issue an API token:               {manage} gateway_token create --name my-app")
         host = bind.rpartition(":")[0].strip("[]")
         loopback_only = set(settings.ALLOWED_HOSTS) <= set(getattr(settings, "LOOPBACK_HOSTS", ()))
