@@ -122,6 +122,11 @@ class StreamTranslator:
         """Called when the upstream body ends; returns any final bytes for the client."""
         return b""
 
+    def fail(self, error: ProviderError) -> bytes:
+        """The event that ends the client's stream when it fails midway, if the stream's API has its
+        own (b"": the gateway's OpenAI error event)."""
+        return b""
+
 
 class Adapter:
     """Base class: one subclass per provider kind, registered in ``providers.registry``.
