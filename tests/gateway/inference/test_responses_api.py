@@ -119,3 +119,131 @@ def test_requests_are_logged_as_responses_with_usage_and_cost(setup: dict) -> No
     row = RequestLog.objects.get()
     assert row.endpoint == "responses" and row.status_code == 200 and row.provider_kind == "anthropic"
     assert row.completion_tokens > 0 and row.cost > 0
+
+
+def test_previous_response_id_continues_the_conversation_on_another_provider(setup: dict) -> None:
+    client = setup["client"]
+    first = client.responses.create(model=MODELS["openai"], input="hello there")
+    second = client.responses.create(model=MODELS["anthropic"], input="and again", previous_response_id=first.id)
+    assert second.output_text == "Echo: and again" and second.previous_response_id == first.id
+    sent = setup["fakes"]["anthropic"].last.json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert "Echo: hello there" in orjson.dumps(sent[1]).decode()
+    third = client.responses.create(model=MODELS["openai"], input="once more", previous_response_id=second.id)
+    upstream = setup["fakes"]["openai"].last.json
+    assert "previous_response_id" not in upstream
+    texts = orjson.dumps(upstream["input"]).decode()
+    assert all(text in texts for text in ("hello there", "Echo: hello there", "and again", "Echo: and again"))
+    items = client.responses.input_items.list(third.id, order="asc")
+    assert [item.type for item in items.data] == ["message"] * 5
+
+
+def test_a_stored_response_can_be_read_listed_and_deleted_by_its_token_only(setup: dict) -> None:
+    client = setup["client"]
+    created = client.responses.create(model=MODELS["gemini"], input="remember me")
+    got = client.responses.retrieve(created.id)
+    assert got.id == created.id and got.output_text == "Echo: remember me"
+    url, mine = f"{setup['gateway'].v1}/responses/{created.id}", {"Authorization": f"Bearer {setup['token']}"}
+    assert_valid("Response", httpx.get(url, headers=mine).json())
+    listed = httpx.get(f"{url}/input_items", headers=mine).json()
+    assert_valid("ResponseItemList", listed)
+    assert listed["data"][0]["content"] == [{"type": "input_text", "text": "remember me"}]
+    other = openai.OpenAI(base_url=setup["gateway"].v1, api_key=make_token("other"), max_retries=0)
+    for attempt in (lambda: other.responses.retrieve(created.id), lambda: other.responses.delete(created.id),
+                    lambda: other.responses.input_items.list(created.id),
+                    lambda: other.responses.create(model=MODELS["gemini"], input="x", previous_response_id=created.id)):
+        with pytest.raises((openai.NotFoundError, openai.BadRequestError)) as caught:
+            attempt()
+        assert caught.value.body["message"].endswith(f"'{created.id}' not found.")
+    assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    client.responses.delete(created.id)
+    assert not StoredResponse.objects.exists()
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_store_false_keeps_nothing_and_cannot_be_continued(setup: dict, stream: bool) -> None:
+    response = post(setup, {"model": MODELS["cloudflare"], "input": "forget me", "store": False, "stream": stream})
+    assert response.status_code == 200
+    assert not StoredResponse.objects.exists()
+    created = events_of(response.text)[-1]["response"] if stream else response.json()
+    assert created["store"] is False
+    again = post(setup, {"model": MODELS["cloudflare"], "input": "x", "previous_response_id": created["id"]})
+    assert again.status_code == 400 and again.json()["error"]["param"] == "previous_response_id"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_streamed_response_is_stored_before_the_client_sees_it_complete(setup: dict, kind: str) -> None:
+    client = setup["client"]
+    with client.responses.stream(model=MODELS[kind], input="first turn") as stream:
+        for event in stream:
+            if event.type == "response.completed":
+                # The client has the end of its answer: continuing must work at once.
+                follow = client.responses.create(model=MODELS[kind], input="second turn",
+                                                 previous_response_id=event.response.id)
+    assert follow.output_text == "Echo: second turn"
+    assert StoredResponse.objects.count() == 2
+
+
+def test_input_items_are_paginated(setup: dict) -> None:
+    client = setup["client"]
+    created = client.responses.create(model=MODELS["openai"], input=[
+        {"role": "user", "content": f"message {i}"} for i in range(5)])
+    url, headers = f"{setup['gateway'].v1}/responses/{created.id}/input_items", {
+        "Authorization": f"Bearer {setup['token']}"}
+    first = httpx.get(url, params={"limit": 2, "order": "asc"}, headers=headers).json()
+    assert [i["content"][0]["text"] for i in first["data"]] == ["message 0", "message 1"] and first["has_more"]
+    rest = httpx.get(url, params={"limit": 10, "order": "asc", "after": first["last_id"]}, headers=headers).json()
+    assert [i["content"][0]["text"] for i in rest["data"]] == ["message 2", "message 3", "message 4"]
+    assert not rest["has_more"]
+    newest = httpx.get(url, headers=headers).json()
+    assert newest["data"][0]["content"][0]["text"] == "message 4"
+    assert httpx.get(url, params={"limit": 0}, headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_a_stream_broken_midway_ends_with_response_failed_or_an_error_event(setup: dict, kind: str) -> None:
+    setup["fakes"][kind].break_after = 3
+    events = events_of(post(setup, {"model": MODELS[kind], "input": "count one two three four five six",
+                                    "stream": True}).text)
+    assert_valid_events(events)
+    assert events[-1]["type"] in ("response.failed", "error")
+    assert not StoredResponse.objects.exists()
+    setup["gateway"].flush_logs()
+    assert RequestLog.objects.get().status_code >= 500
+
+
+def test_a_tpm_limit_reserves_max_output_tokens(setup: dict) -> None:
+    from gateway.models import ApiToken
+
+    token = make_token("limited")
+    ApiToken.objects.filter(name="limited").update(tpm=100)
+    body = {"model": MODELS["openai"], "input": "hello", "max_output_tokens": 500}
+    refused = post(setup, body, token=token)
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
+    assert post(setup, {**body, "max_output_tokens": 20}, token=token).status_code == 200
+
+
+def test_a_token_limited_to_other_models_is_refused(setup: dict) -> None:
+    token = make_token("narrow", allowed_models=MODELS["gemini"])
+    assert post(setup, {"model": MODELS["gemini"], "input": "hi"}, token=token).status_code == 200
+    refused = post(setup, {"model": MODELS["openai"], "input": "hi"}, token=token)
+    assert refused.status_code == 403 and "error" in refused.json()
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"model": "gpt-4o-mini"}, "input"),
+    ({"model": "gpt-4o-mini", "input": 5}, "input"),
+    ({"model": "gpt-4o-mini", "input": "x", "store": "yes"}, "store"),
+    ({"model": "gpt-4o-mini", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+    ({"model": "claude-haiku-4-5", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"model": "claude-haiku-4-5", "input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+    ({"model": "gemini-2.5-flash", "input": "x", "tools": [{"type": "custom", "name": "patch", "format": {
+        "type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}]}, "tools[0].format"),
+])
+def test_bad_or_untranslatable_requests_are_400_in_openais_envelope(setup: dict, body: dict, param: str) -> None:
+    response = post(setup, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert_valid("ErrorResponse", response.json())
