@@ -114,6 +114,9 @@ class StreamTranslator:
     usage: Usage | None = None
     first_token_seen: bool = False
     finished: bool = False  # the upstream said the stream is complete
+    # The upstream ended the stream with a failure in its API's own shape, which went to the client as
+    # it came (a Responses ``response.failed``): the call is logged as failed.
+    failed: ProviderError | None = None
 
     def feed(self, data: bytes) -> bytes:
         raise NotImplementedError

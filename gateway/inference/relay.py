@@ -52,6 +52,8 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
 
     def settle(log: bool = True) -> None:
         call.usage = translator.usage
+        if translator.failed is not None and call.error is None:
+            call.fail(translator.failed)
         if call.usage is None and kept:
             call.response_body = b"".join(kept)
         if log and (call.usage is not None or not keep):

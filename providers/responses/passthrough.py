@@ -91,8 +91,6 @@ class PassthroughResponsesStream(StreamTranslator):
                 self.finished = True
         return event + b"\n\n"
 
-    failed: ProviderError | None = None  # the upstream ended the stream with response.failed or error
-
 
 def _data(event: bytes) -> Any:
     lines = [line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")]

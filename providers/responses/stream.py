@@ -199,6 +199,13 @@ class ResponsesStream(StreamTranslator):
         self._ended = self.finished = True
         self.usage = self.chat.usage
         response = self.response
+        if self._message is not None:  # the text sent before the failure, as an incomplete message
+            item = self._message["item"]
+            item["content"], item["status"] = [output_text("".join(self._message["text"]))], "incomplete"
+        for state in self._calls.values():
+            state["item"]["status"] = "incomplete"
+            if state["item"]["type"] == "function_call":
+                state["item"]["arguments"] = "".join(state["arguments"])
         response["status"] = "failed"
         response["error"] = {"code": failed_code(status, code), "message": message}
         return self.event("response.failed", response=response)

@@ -247,3 +247,28 @@ def test_bad_or_untranslatable_requests_are_400_in_openais_envelope(setup: dict,
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
     assert_valid("ErrorResponse", response.json())
+
+
+@pytest.mark.parametrize("declared, path", [(True, "/v1/responses"), (False, "/v1/chat/completions")])
+def test_an_openai_compatible_account_gets_responses_only_if_it_declares_them(setup: dict, declared: bool,
+                                                                             path: str) -> None:
+    fake = setup["fakes"]["openai"]
+    account = make_fake_provider("openai_compatible", fake, options={"responses": True} if declared else {})
+    make_model("local-model", (account, "gpt-4o-mini"))
+    response = setup["client"].responses.create(model="local-model", input="hello there")
+    assert response.output_text == "Echo: hello there"
+    assert fake.last.path == path
+
+
+@pytest.mark.parametrize("translated", [False, True])
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_reports_cached_tokens(setup: dict, translated: bool, stream: bool) -> None:
+    fake = setup["fakes"]["openai"]
+    fake.cached_tokens = 2
+    model = MODELS["openai"]
+    if translated:  # through chat completions
+        make_model("via-chat", (make_fake_provider("openai_compatible", fake), "gpt-4o-mini"))
+        model = "via-chat"
+    raw = post(setup, {"model": model, "input": "one two three four", "stream": stream})
+    usage = (events_of(raw.text)[-1]["response"] if stream else raw.json())["usage"]
+    assert usage["input_tokens_details"]["cached_tokens"] == 2 and usage["input_tokens"] >= 4
