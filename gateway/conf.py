@@ -96,6 +96,10 @@ DEFAULTS: dict[str, Any] = {
     # price list has one), counting it at 0.
     # Default: refused (403 model_not_priced), so that a budget always holds.
     "BUDGET_ALLOWS_UNPRICED_MODELS": False,
+    # Days a stored Responses API response (``store``, the API's default) is kept for
+    # ``previous_response_id`` and ``GET /v1/responses/{id}``: `manage.py gateway_responses prune`
+    # deletes older ones (run it daily, as the log's prune). 0: keep them until deleted.
+    "RESPONSES_RETENTION_DAYS": 30,
 }
 
 

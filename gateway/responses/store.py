@@ -94,8 +94,14 @@ async def save(call: Call, request: dict[str, Any], context: list[dict[str, Any]
         logger.exception("could not store response %s", row.pk)
 
 
-def prune(days: int) -> int:
-    """Delete stored responses older than ``days`` days; how many were deleted."""
+def prune(days: int, batch_size: int = 1000) -> int:
+    """Delete stored responses older than ``days`` days, a batch at a time (short transactions, so the
+    hot path's writes never wait long); how many were deleted."""
     cutoff = timezone.now() - timedelta(days=days)
-    deleted, _ = StoredResponse.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+    total = 0
+    while True:
+        ids = list(StoredResponse.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return total
+        deleted, _ = StoredResponse.objects.filter(pk__in=ids).delete()
+        total += deleted

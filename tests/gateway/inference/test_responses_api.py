@@ -272,3 +272,22 @@ def test_usage_reports_cached_tokens(setup: dict, translated: bool, stream: bool
     raw = post(setup, {"model": model, "input": "one two three four", "stream": stream})
     usage = (events_of(raw.text)[-1]["response"] if stream else raw.json())["usage"]
     assert usage["input_tokens_details"]["cached_tokens"] == 2 and usage["input_tokens"] >= 4
+
+
+def test_prune_deletes_stored_responses_older_than_the_retention(setup: dict, settings) -> None:
+    import datetime as dt
+    import io
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    old = setup["client"].responses.create(model=MODELS["openai"], input="old")
+    new = setup["client"].responses.create(model=MODELS["openai"], input="new")
+    StoredResponse.objects.filter(pk=old.id).update(created_at=timezone.now() - dt.timedelta(days=31))
+    out = io.StringIO()
+    call_command("gateway_responses", "prune", stdout=out)
+    assert "Deleted 1 stored response" in out.getvalue()
+    assert list(StoredResponse.objects.values_list("pk", flat=True)) == [new.id]
+    settings.GATEWAY = {"RESPONSES_RETENTION_DAYS": 0}
+    call_command("gateway_responses", "prune", stdout=out)
+    assert StoredResponse.objects.count() == 1
