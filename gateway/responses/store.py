@@ -8,15 +8,18 @@ worker. It is one small INSERT, off the event loop.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection
 from django.utils import timezone
 
 from gateway.access.authentication import TokenInfo
+from gateway.conf import gateway_settings
 from gateway.errors import GatewayError
 from gateway.models import StoredResponse
 from gateway.responses.items import for_upstream, stored
@@ -35,7 +38,21 @@ def not_found(response_id: str, param: str | None = None) -> GatewayError:
                         "invalid_request_error", "previous_response_not_found" if param else "not_found", param)
 
 
+_checked = threading.local()
+
+
+def _fresh_connection() -> None:
+    """The hot path has no request_started signal: drop this thread's connection if it broke or is too
+    old, at most once a second (each check is a round trip to the database)."""
+    now = time.monotonic()
+    if connection.in_atomic_block or now - getattr(_checked, "at", 0.0) < 1.0:
+        return  # (tests run inside a transaction)
+    _checked.at = now
+    close_old_connections()
+
+
 def find(token_id: int, response_id: str) -> StoredResponse | None:
+    _fresh_connection()
     return StoredResponse.objects.filter(pk=response_id, token_id=token_id).first()
 
 
@@ -58,6 +75,10 @@ async def expand(body: dict[str, Any], token: TokenInfo) -> list[dict[str, Any]]
     row = await sync_to_async(find)(token.id, previous)
     if row is None:
         raise not_found(previous, "previous_response_id")
+    if len(row.input_items) + len(row.response) > gateway_settings.MAX_BODY_BYTES:
+        raise GatewayError(400, f"The conversation of '{previous}' is larger than the gateway accepts in one request "
+                           "(GATEWAY_MAX_BODY_BYTES): start a new one.", "invalid_request_error", "context_too_long",
+                           "previous_response_id")
     history = context_of(row)
     if len(history) > MAX_CONTEXT_ITEMS:
         raise GatewayError(400, f"The conversation of '{previous}' has more than {MAX_CONTEXT_ITEMS} items.",
@@ -67,6 +88,7 @@ async def expand(body: dict[str, Any], token: TokenInfo) -> list[dict[str, Any]]
 
 
 def _save(row: StoredResponse) -> None:
+    _fresh_connection()
     try:
         row.save(force_insert=True)
     except IntegrityError:  # the same id again (an upstream's own ids): the first one stays

@@ -5,10 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from providers.base import ProviderError
+from providers.base import ProviderError, Usage
 from providers.responses.request import CUSTOM_INPUT, chat_body
 from providers.responses.response import from_chat
-from providers.base import Usage
 
 
 def test_input_items_become_chat_messages_with_one_assistant_turn_per_call() -> None:
