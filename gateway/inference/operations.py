@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import providers.responses as responses
 from gateway.access.authentication import TokenInfo
 from gateway.inference import validation
 from gateway.responses import estimate as responses_usage
@@ -19,6 +18,7 @@ from gateway.routing.registry import Entry
 from gateway.usage.call import Call
 from gateway.usage.estimate import estimate, estimate_prompt_only
 from providers.base import Adapter, ChatResult, StreamTranslator, UpstreamRequest, Usage
+from providers.responses import endpoint as responses
 
 
 @dataclass(frozen=True)

@@ -5,52 +5,6 @@ An adapter whose provider speaks the Responses API itself says so with ``serves_
 as it came. Every other adapter serves it through its chat methods: the request becomes a chat
 completion body (``request.chat_body``), the chat answer a ``response`` object
 (``response.from_chat``) and the chat stream Responses events (``stream.ResponsesStream``).
+
+``endpoint`` chooses between the two for each request.
 """
-
-from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
-
-from providers.base import Adapter, ChatResult, StreamTranslator, UpstreamRequest
-from providers.responses import passthrough
-from providers.responses.request import chat_body
-from providers.responses.response import from_chat
-from providers.responses.stream import ResponsesStream
-
-
-def native(adapter: Adapter) -> bool:
-    serves = getattr(adapter, "serves_responses", None)
-    return bool(serves and serves())
-
-
-def upstream_request(adapter: Adapter, body: dict[str, Any], upstream_model: str,
-                     max_output_tokens: int | None = None) -> UpstreamRequest:
-    """The upstream request for a Responses body (its ``model`` already removed)."""
-    if native(adapter):
-        sent = adapter.responses_request(body, upstream_model)  # type: ignore[attr-defined]
-        sent.context = {**sent.context, "responses": {"native": True}}
-        return sent
-    chat, context = chat_body(body, adapter.label)
-    sent = adapter.chat_request(chat, upstream_model, max_output_tokens)
-    sent.context = {**sent.context, "responses": context}
-    return sent
-
-
-def result(adapter: Adapter, body: bytes, public_model: str, request: dict[str, Any],
-           context: Mapping[str, Any]) -> ChatResult:
-    """The upstream's 2xx body as a ``response`` object plus its usage."""
-    own = context.get("responses") or {}
-    if own.get("native"):
-        return passthrough.result(body, adapter.account.name)
-    chat = adapter.chat_result(body, public_model, context)
-    return ChatResult(from_chat(chat.body, chat.usage, request, own, public_model), chat.usage)
-
-
-def stream(adapter: Adapter, public_model: str, request: dict[str, Any], context: Mapping[str, Any]
-           ) -> StreamTranslator:
-    """A translator from the upstream's stream to Responses API events."""
-    own = context.get("responses") or {}
-    if own.get("native"):
-        return passthrough.PassthroughResponsesStream()
-    return ResponsesStream(adapter.chat_stream(public_model, True, context), request, own, public_model)

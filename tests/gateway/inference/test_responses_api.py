@@ -291,3 +291,29 @@ def test_prune_deletes_stored_responses_older_than_the_retention(setup: dict, se
     settings.GATEWAY = {"RESPONSES_RETENTION_DAYS": 0}
     call_command("gateway_responses", "prune", stdout=out)
     assert StoredResponse.objects.count() == 1
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini", "cloudflare"])
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("tool, called", [
+    ({"type": "namespace", "name": "crm", "description": "The CRM", "tools": [
+        {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}]},
+     {"type": "function_call", "namespace": "crm", "name": "lookup"}),
+    ({"type": "custom", "name": "shell", "description": "Runs a command"}, {"type": "custom_tool_call", "name": "shell"}),
+])
+def test_namespaced_and_custom_tools_on_translated_providers(setup: dict, kind: str, stream: bool, tool: dict,
+                                                             called: dict) -> None:
+    flat = "crm__lookup" if tool["type"] == "namespace" else "shell"
+    raw = post(setup, {"model": MODELS[kind], "input": f"please call {flat}", "tools": [tool, *TOOLS],
+                       "stream": stream})
+    assert raw.status_code == 200, raw.text
+    if stream:
+        events = events_of(raw.text)
+        assert_valid_events(events)
+        response = events[-1]["response"]
+    else:
+        response = raw.json()
+        assert_valid("Response", response)
+    calls = [item for item in response["output"] if item["type"] != "message"]
+    assert len(calls) == 1 and {k: calls[0].get(k) for k in called} == called
+    assert response["tools"][0] == tool  # the tools are echoed as they were sent
