@@ -12,6 +12,11 @@ from providers.responses.response import from_chat
 from providers.responses.stream import ResponsesStream
 
 
+# Hints Responses clients send by habit (Codex sends ``reasoning.effort`` with every request): where the
+# provider's chat interface has no such parameter at all, they are left out instead of refused.
+HINTS = ("reasoning_effort", "verbosity")
+
+
 def native(adapter: Adapter) -> bool:
     serves = getattr(adapter, "serves_responses", None)
     return bool(serves and serves())
@@ -25,6 +30,9 @@ def upstream_request(adapter: Adapter, body: dict[str, Any], upstream_model: str
         sent.context = {**sent.context, "responses": {"native": True}}
         return sent
     chat, context = chat_body(body, adapter.label)
+    for name in HINTS:
+        if name in chat and name in adapter.chat_parameters.refused:
+            del chat[name]
     sent = adapter.chat_request(chat, upstream_model, max_output_tokens)
     sent.context = {**sent.context, "responses": context}
     return sent

@@ -317,3 +317,14 @@ def test_namespaced_and_custom_tools_on_translated_providers(setup: dict, kind: 
     calls = [item for item in response["output"] if item["type"] != "message"]
     assert len(calls) == 1 and {k: calls[0].get(k) for k in called} == called
     assert response["tools"][0] == tool  # the tools are echoed as they were sent
+
+
+@pytest.mark.parametrize("kind, sent", [("anthropic", None), ("cloudflare", None), ("gemini", "thinkingConfig")])
+def test_reasoning_effort_reaches_providers_that_have_it_and_is_left_out_elsewhere(setup: dict, kind: str,
+                                                                                  sent: str | None) -> None:
+    response = post(setup, {"model": MODELS[kind], "input": "hi", "reasoning": {"effort": "low"},
+                            "text": {"verbosity": "low"}})
+    assert response.status_code == 200, response.text
+    assert response.json()["reasoning"] == {"effort": "low"}
+    upstream = orjson.dumps(setup["fakes"][kind].last.json).decode()
+    assert (sent in upstream) if sent else ("effort" not in upstream and "thinking" not in upstream)
