@@ -11,7 +11,6 @@ from providers.responses.request import chat_body
 from providers.responses.response import from_chat
 from providers.responses.stream import ResponsesStream
 
-
 # Hints Responses clients send by habit (Codex sends ``reasoning.effort`` with every request): where the
 # provider's chat interface has no such parameter at all, they are left out instead of refused.
 HINTS = ("reasoning_effort", "verbosity")
