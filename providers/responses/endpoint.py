@@ -42,7 +42,7 @@ def result(adapter: Adapter, body: bytes, public_model: str, request: dict[str, 
     """The upstream's 2xx body as a ``response`` object plus its usage."""
     own = context.get("responses") or {}
     if own.get("native"):
-        return passthrough.result(body, adapter.account.name)
+        return passthrough.result(body, adapter.account.name, _previous(request))
     chat = adapter.chat_result(body, public_model, context)
     return ChatResult(from_chat(chat.body, chat.usage, request, own, public_model), chat.usage)
 
@@ -52,5 +52,10 @@ def stream(adapter: Adapter, public_model: str, request: dict[str, Any], context
     """A translator from the upstream's stream to Responses API events."""
     own = context.get("responses") or {}
     if own.get("native"):
-        return passthrough.PassthroughResponsesStream()
+        return passthrough.PassthroughResponsesStream(_previous(request))
     return ResponsesStream(adapter.chat_stream(public_model, True, context), request, own, public_model)
+
+
+def _previous(request: Mapping[str, Any]) -> str | None:
+    previous = request.get("previous_response_id")
+    return previous if isinstance(previous, str) and previous else None

@@ -2,7 +2,9 @@
 
 The request goes as the client sent it (its ``model`` swapped, ``previous_response_id`` left out:
 the gateway has already put the earlier turns into ``input``); the answer comes back unchanged,
-read only for its usage, and a stream is forwarded event by event.
+read only for its usage, and a stream is forwarded event by event. Only when the client gave a
+``previous_response_id`` are the response objects re-encoded, to say so again (the upstream never
+saw it).
 """
 
 from __future__ import annotations
@@ -30,21 +32,25 @@ def upstream_body(body: dict[str, Any], upstream_model: str) -> bytes:
 
 
 @reads_upstream
-def result(body: bytes, account: str) -> ChatResult:
-    """The upstream's response object as it came (never re-encoded), once it is known to be one."""
+def result(body: bytes, account: str, previous: str | None = None) -> ChatResult:
+    """The upstream's response object as it came, once it is known to be one."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         data = None
     if not isinstance(data, dict) or data.get("object") != "response" or not isinstance(data.get("output"), list):
         raise ProviderError(502, f"The upstream '{account}' returned a response that is not a Responses object.")
+    if previous:
+        data["previous_response_id"] = previous
+        body = orjson.dumps(data)
     return ChatResult(body, usage_of(data))
 
 
 class PassthroughResponsesStream(StreamTranslator):
     """Forwards Responses SSE events as they come; reads the usage and final response from the last one."""
 
-    def __init__(self) -> None:
+    def __init__(self, previous: str | None = None) -> None:
+        self.previous = previous
         self._sse = SSEBuffer()
         self.answer: bytes | None = None
         self.last_sequence = -1
@@ -69,6 +75,8 @@ class PassthroughResponsesStream(StreamTranslator):
             found = re.search(rb'"sequence_number"\s*:\s*(\d{1,12})', event)
             if found:
                 self.last_sequence = int(found.group(1))
+        if self.previous and b'"previous_response_id"' in event:
+            event = self._with_previous(event)
         terminal = _TERMINAL.search(event) if b'"response.' in event else None
         if terminal is not None:
             payload = _data(event)
@@ -90,6 +98,15 @@ class PassthroughResponsesStream(StreamTranslator):
                                             "upstream_error", str(payload.get("code") or "upstream_error"))
                 self.finished = True
         return event + b"\n\n"
+
+
+    def _with_previous(self, event: bytes) -> bytes:
+        payload = _data(event)
+        if not isinstance(payload, dict) or not isinstance(payload.get("response"), dict):
+            return event
+        payload["response"]["previous_response_id"] = self.previous
+        lines = [line for line in event.split(b"\n") if not line.startswith(b"data:")]
+        return b"\n".join([*lines, b"data: " + orjson.dumps(payload)])
 
 
 def _data(event: bytes) -> Any:

@@ -130,6 +130,9 @@ def test_previous_response_id_continues_the_conversation_on_another_provider(set
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert "Echo: hello there" in orjson.dumps(sent[1]).decode()
     third = client.responses.create(model=MODELS["openai"], input="once more", previous_response_id=second.id)
+    assert third.previous_response_id == second.id  # (the upstream never saw it)
+    with client.responses.stream(model=MODELS["openai"], input="x", previous_response_id=second.id) as stream:
+        assert stream.get_final_response().previous_response_id == second.id
     upstream = setup["fakes"]["openai"].last.json
     assert "previous_response_id" not in upstream
     texts = orjson.dumps(upstream["input"]).decode()
