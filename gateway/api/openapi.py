@@ -260,8 +260,9 @@ for _body in (bodies.ChatCompletionRequestSerializer, bodies.CompletionRequestSe
 for _body in (bodies.EmbeddingRequestSerializer, bodies.ChatCompletionSerializer, bodies.CompletionSerializer,
               bodies.EmbeddingListSerializer):
     _refine(_body, OPEN)
-for _body in (responses.ResponseRequestSerializer, responses.ResponseObjectSerializer):
-    _refine(_body, OPEN)
+_refine(responses.ResponseObjectSerializer, OPEN)
+_refine(responses.ResponseRequestSerializer, {**OPEN, "anyOf": [{"required": ["input"]},
+                                                                {"required": ["previous_response_id"]}]})
 # A message has content, unless it is an assistant's message with tool (or function) calls.
 _refine(bodies.ChatMessageSerializer, {**OPEN, "anyOf": [
     {"required": ["content"], "properties": {"content": {"oneOf": [{"type": "string"}, {"type": "array"}]}}},

@@ -5,7 +5,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from gateway.api.openapi_bodies import OBJECT, FreeObject, InferenceRequestSerializer, StringOrObject, choice
+from gateway.api.openapi_bodies import (
+    OBJECT,
+    FreeObject,
+    InferenceRequestSerializer,
+    StringOrObject,
+    choice,
+    name,
+)
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": OBJECT}]})
@@ -20,7 +27,7 @@ class ResponseRequestSerializer(InferenceRequestSerializer):
         "`previous_response_id` is given."))
     instructions = serializers.CharField(required=False, allow_null=True,
                                          help_text="A system message for this response only (not carried over).")
-    previous_response_id = serializers.CharField(required=False, allow_null=True, help_text=(
+    previous_response_id = name(required=False, allow_null=True, help_text=(
         "Continue the conversation of a response this token stored: its input and output come first, "
         "on whichever provider serves this request."))
     store = serializers.BooleanField(required=False, default=True, help_text=(

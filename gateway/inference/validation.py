@@ -133,7 +133,7 @@ def responses_body(body: dict[str, Any]) -> None:
         for i, item in enumerate(value):
             if not isinstance(item, dict):
                 raise invalid_request(f"'input[{i}]' must be an object.", param=f"input[{i}]", code="invalid_type")
-    for name in ("store", "parallel_tool_calls", "background"):
+    for name in ("store", "parallel_tool_calls"):
         if body.get(name) is not None and not isinstance(body[name], bool):
             raise invalid_request(f"'{name}' must be a boolean.", param=name, code="invalid_type")
     optional_string(body, "previous_response_id")
