@@ -44,7 +44,7 @@ class ResponseDetail(APIView):
 
 def _page(items: list[dict[str, Any]], query: Any) -> dict[str, Any]:
     limit = query.get("limit", "20")
-    if not str(limit).isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+    if not (str(limit).isdigit() and len(str(limit)) <= 3) or not 1 <= int(limit) <= MAX_PAGE:
         raise invalid_request(f"'limit' must be an integer from 1 to {MAX_PAGE}.", "limit", "invalid_value")
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):

@@ -176,7 +176,7 @@ def _message(item: dict[str, Any], provider: str, at: str) -> dict[str, Any]:
         raise invalid(f"{at}.content", f"'{at}.content' must be a string or an array of content parts.",
                       "invalid_type")
     if role == "assistant":
-        text = "".join(str(p.get("text") if p.get("type") == "output_text" else p.get("refusal") or "")
+        text = "".join(str((p.get("text") if p.get("type") == "output_text" else p.get("refusal")) or "")
                        for p in content if isinstance(p, dict))
         return {"role": role, "content": text}
     parts = [_part(part, provider, f"{at}.content[{j}]") for j, part in enumerate(content)]

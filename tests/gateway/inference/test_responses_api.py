@@ -202,7 +202,9 @@ def test_input_items_are_paginated(setup: dict) -> None:
     assert not rest["has_more"]
     newest = httpx.get(url, headers=headers).json()
     assert newest["data"][0]["content"][0]["text"] == "message 4"
-    assert httpx.get(url, params={"limit": 0}, headers=headers).status_code == 400
+    for limit in ("0", "101", "x", "9" * 5000):
+        assert httpx.get(url, params={"limit": limit}, headers=headers).status_code == 400
+    assert httpx.get(url, params={"after": "nope"}, headers=headers).status_code == 400
 
 
 @pytest.mark.parametrize("kind", MODELS)
