@@ -4,6 +4,8 @@ every object and event checked against OpenAI's official schema."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import orjson
@@ -333,3 +335,23 @@ def test_reasoning_effort_reaches_providers_that_have_it_and_is_left_out_elsewhe
     assert response.json()["reasoning"] == {"effort": "low"}
     upstream = orjson.dumps(setup["fakes"][kind].last.json).decode()
     assert (sent in upstream) if sent else ("effort" not in upstream and "thinking" not in upstream)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_is_estimated_when_the_upstream_reports_none(setup: dict, stream: bool) -> None:
+    fake = setup["fakes"]["openai"]
+    fake.without_usage = True
+    make_model("no-usage", (make_fake_provider("openai_compatible", fake), "gpt-4o-mini"))
+    raw = post(setup, {"model": "no-usage", "input": "count one two three", "stream": stream})
+    response = events_of(raw.text)[-1]["response"] if stream else raw.json()
+    assert_valid("Response", response)
+    assert response["output"][0]["content"][0]["text"] == "Echo: count one two three"
+    deadline = time.monotonic() + 10  # the row is queued once the estimate is done (first use loads the encoding)
+    while time.monotonic() < deadline:
+        setup["gateway"].flush_logs()
+        if RequestLog.objects.exists():
+            break
+        time.sleep(0.05)
+    row = RequestLog.objects.get()
+    # "Echo: count one two three" is 6 tokens in o200k_base
+    assert row.usage_estimated and row.prompt_tokens > 0 and row.completion_tokens == 6
