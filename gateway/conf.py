@@ -102,6 +102,10 @@ DEFAULTS: dict[str, Any] = {
     # gateway/access/authentication.py).
     # A wrong token is still refused (401). Off: a request without a token gets the 401.
     "ANONYMOUS": False,
+    # Days a stored Responses API response (``store``, the API's default) is kept for
+    # ``previous_response_id`` and ``GET /v1/responses/{id}``: `manage.py gateway_responses prune`
+    # deletes older ones (run it daily, as the log's prune). 0: keep them until deleted.
+    "RESPONSES_RETENTION_DAYS": 30,
 }
 
 

@@ -440,3 +440,26 @@ class LimitSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.holder}"
+
+
+class StoredResponse(models.Model):
+    """A Responses API answer kept for ``previous_response_id`` and ``GET /v1/responses/{id}`` (``store``).
+
+    ``input_items`` is everything the model read for it (the earlier turns of its conversation, then
+    its own input), ``response`` the response object as the client got it; both are JSON text, written
+    once and sent back as they are. Only the token that created it can read or delete it.
+    """
+
+    id = models.CharField(primary_key=True, max_length=100)
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, db_index=False)
+    created_at = models.DateTimeField(db_index=True)
+    model = models.CharField(max_length=200, blank=True)
+    previous_response_id = models.CharField(max_length=100, blank=True)
+    response = models.TextField()
+    input_items = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["token", "created_at"], name="storedresp_token_created")]
+
+    def __str__(self) -> str:
+        return self.id

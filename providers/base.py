@@ -114,12 +114,20 @@ class StreamTranslator:
     usage: Usage | None = None
     first_token_seen: bool = False
     finished: bool = False  # the upstream said the stream is complete
+    # The upstream ended the stream with a failure in its API's own shape, which went to the client as
+    # it came (a Responses ``response.failed``): the call is logged as failed.
+    failed: ProviderError | None = None
 
     def feed(self, data: bytes) -> bytes:
         raise NotImplementedError
 
     def close(self) -> bytes:
         """Called when the upstream body ends; returns any final bytes for the client."""
+        return b""
+
+    def fail(self, error: ProviderError) -> bytes:
+        """The event that ends the client's stream when it fails midway, if the stream's API has its
+        own (b"": the gateway's OpenAI error event)."""
         return b""
 
 

@@ -15,6 +15,7 @@ import orjson
 from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
 from providers.errors import reads_upstream
 from providers.parameters import ParameterPolicy
+from providers.responses.passthrough import upstream_body
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _TOKEN_DELTA = re.compile(rb'"(?:content|arguments|refusal|text)"\s*:\s*"[^"]')
@@ -146,6 +147,14 @@ class OpenAIAdapter(Adapter):
     def models_request(self) -> UpstreamRequest:
         return UpstreamRequest("GET", f"{self.base_url}/models", self.headers())
 
+    def serves_responses(self) -> bool:
+        """Whether the upstream has the Responses API itself (providers.responses passes requests through)."""
+        return True
+
+    def responses_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
+        return UpstreamRequest("POST", f"{self.base_url}/responses", self.headers(),
+                               upstream_body(body, upstream_model))
+
 
 class OpenAICompatibleAdapter(OpenAIAdapter):
     """Any OpenAI-compatible server; the base URL is required, the key optional."""
@@ -154,3 +163,8 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     label = "OpenAI-compatible"
     default_base_url = ""
     requires_api_key = False
+
+    def serves_responses(self) -> bool:
+        # Most OpenAI-compatible servers have only chat completions: Responses go through chat unless
+        # the account's options say ``"responses": true``.
+        return self.account.options.get("responses") is True

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from gateway import errors
 from gateway.api import catalog, openapi, views
 from gateway.inference import views as inference
+from gateway.responses import views as stored_responses
 
 # Every endpoint, named. The inference endpoints are hot views: the ASGI app (gateway/edge/app.py)
 # serves these paths itself, on the event loop, and Django sees them only for CORS preflights.
@@ -13,6 +14,10 @@ urlpatterns = [
     path("v1/chat/completions", inference.ChatCompletions.as_view(), name="chat-completions"),
     path("v1/completions", inference.Completions.as_view(), name="completions"),
     path("v1/embeddings", inference.Embeddings.as_view(), name="embeddings"),
+    path("v1/responses", inference.Responses.as_view(), name="responses"),
+    path("v1/responses/<str:response_id>", stored_responses.ResponseDetail.as_view(), name="response-detail"),
+    path("v1/responses/<str:response_id>/input_items", stored_responses.ResponseInputItems.as_view(),
+         name="response-input-items"),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),

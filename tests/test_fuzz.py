@@ -77,6 +77,8 @@ EMBEDDINGS = {
 FAKES = {"openai": FakeOpenAI, "cloudflare": FakeCloudflare, "gemini": FakeGemini, "anthropic": FakeAnthropic}
 ERROR_FIELDS = {"message", "type", "param", "code"}
 CHUNK_OBJECTS = {"/v1/chat/completions": "chat.completion.chunk", "/v1/completions": "text_completion"}
+# How a Responses stream ends: its last event (there is no [DONE]).
+RESPONSES_ENDS = {"response.completed", "response.incomplete", "response.failed", "error"}
 
 
 class Lenient(FakeServer):
@@ -124,7 +126,7 @@ def served_description() -> dict[str, Any]:
     document = Client(HTTP_HOST="localhost").get("/v1/openapi.json").json()
     schemas = document["components"]["schemas"]
     for component, names in (("ChatCompletionRequest", CHAT), ("CompletionRequest", CHAT), ("TokenizeRequest", CHAT),
-                             ("EmbeddingRequest", EMBEDDINGS)):
+                             ("EmbeddingRequest", EMBEDDINGS), ("ResponseRequest", CHAT)):
         body = schemas[component]
         body["properties"]["model"]["enum"] = list(names)
         body["required"] = [*body.get("required", []), "model"]  # all models, not mostly the default one
@@ -169,6 +171,9 @@ def sse_stream(ctx: Any, response: Any, case: Any) -> None:
         return
     events = [e for e in response.content.replace(b"\r\n", b"\n").split(b"\n\n") if e.strip()]
     assert events, "an empty stream"
+    if case.operation.path == "/v1/responses":
+        responses_stream(events)
+        return
     for number, event in enumerate(events):
         assert event.startswith(b"data: "), f"event {number} is not a data line: {event[:200]!r}"
         data = event.removeprefix(b"data: ")
@@ -185,6 +190,21 @@ def sse_stream(ctx: Any, response: Any, case: Any) -> None:
         assert not last, f"the stream ends without data: [DONE] or an error event: {data[:200]!r}"
         assert chunk.get("object") == CHUNK_OBJECTS[case.operation.path], f"event {number}: {chunk!r}"
         assert isinstance(chunk.get("choices"), list), f"event {number} has no choices: {chunk!r}"
+
+
+def responses_stream(events: list[bytes]) -> None:
+    """A Responses stream: `event: <type>` and `data: <JSON with that type and the next sequence_number>`
+    per event, ending with the response's last event (completed, incomplete, failed) or an error event."""
+    numbers = []
+    for number, event in enumerate(events):
+        lines = event.split(b"\n")
+        assert len(lines) == 2 and lines[0].startswith(b"event: ") and lines[1].startswith(b"data: "), event[:200]
+        data = orjson.loads(lines[1].removeprefix(b"data: "))
+        assert data["type"] == lines[0].removeprefix(b"event: ").decode(), event[:200]
+        assert isinstance(data.get("sequence_number"), int), event[:200]
+        numbers.append(data["sequence_number"])
+        assert (data["type"] in RESPONSES_ENDS) == (number == len(events) - 1), f"event {number}: {data['type']}"
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"sequence numbers {numbers}"
 
 
 def request_validator(path: str) -> OAS30Validator:
@@ -221,7 +241,8 @@ def _inference_checks(operation: Operation) -> Any:
 
 VALIDATE = {"/v1/chat/completions": _inference_checks(operations.CHAT),
             "/v1/completions": _inference_checks(operations.COMPLETIONS),
-            "/v1/embeddings": _inference_checks(operations.EMBEDDINGS), "/v1/tokenize": None}
+            "/v1/embeddings": _inference_checks(operations.EMBEDDINGS),
+            "/v1/responses": _inference_checks(operations.RESPONSES), "/v1/tokenize": None}
 
 CHECKS = [builtin.not_a_server_error, openapi.status_code_conformance, openapi.content_type_conformance,
           openapi.response_headers_conformance, openapi.response_schema_conformance, error_envelope, sse_stream,
@@ -267,7 +288,7 @@ def test_the_fuzzed_requests_reached_every_model(gateway: dict[str, str]) -> Non
     """Each inference endpoint got a 200 from every model it can serve: the requests were not all refused."""
     if not ANSWERED:
         pytest.skip("runs after the fuzz test, in the same session")
-    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"):
         for model in EMBEDDINGS if path == "/v1/embeddings" else CHAT:
             if 200 not in ANSWERED[(path, model)]:
                 # The generated bodies for this model all used what its provider refuses (e.g. `dimensions`

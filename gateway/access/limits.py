@@ -240,7 +240,7 @@ def max_output(body: dict[str, Any], entry: Entry, generates: bool = True) -> in
     """The most output tokens the request may produce (0 for embeddings)."""
     if not generates:
         return 0
-    asked = next((body[name] for name in ("max_completion_tokens", "max_tokens")
+    asked = next((body[name] for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")
                   if isinstance(body.get(name), int) and not isinstance(body[name], bool) and body[name] > 0), None)
     most = asked or entry.max_output_tokens or gateway_settings.LIMITS_DEFAULT_MAX_OUTPUT_TOKENS
     choices = body.get("n")

@@ -33,6 +33,15 @@ def _available(routes: tuple[Route, ...], states: dict[str, dict[str, Any]]) -> 
     return False
 
 
+def endpoints(entry: Entry) -> list[str]:
+    """The inference endpoints (as the request log names them) a model serves: an embedding model embeddings,
+    any other model chat completions, legacy completions and the Responses API (through chat where its
+    provider has no Responses API of its own)."""
+    if "embeddings" in entry.capabilities:
+        return ["embeddings"]
+    return ["chat.completions", "completions", "responses"]
+
+
 def option(entry: Entry, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
     providers = list(dict.fromkeys(r.account.kind for r in entry.routes))
     return {
@@ -46,6 +55,7 @@ def option(entry: Entry, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
         # The first deployment's: a pattern passing the requested name through is priced per name.
         "pricing": entry.pricing(entry.upstream_model()).as_dict(),
         "capabilities": {c: c in entry.capabilities for c in ModelEntry.CAPABILITIES},
+        "endpoints": endpoints(entry),
         "default": entry.is_default,
         "available": _available(entry.routes, states),
     }

@@ -42,6 +42,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api import openapi_bodies as bodies
+from gateway.api import openapi_responses as responses
 from gateway.conf import gateway_settings
 
 ERRORS: dict[int, str] = {
@@ -145,6 +146,18 @@ EMBEDDING_EXAMPLES = examples(
     ("Several texts", {"model": "text-embedding-3-small", "input": ["first text", "second text"],
                        "encoding_format": "float"}),
 )
+RESPONSE_EXAMPLES = examples(
+    ("A text input", {"model": "gpt-4o-mini", "input": "Hello!", "instructions": "You are terse."}),
+    ("Streamed", {"model": "gpt-4o-mini", "input": "Hello!", "stream": True}),
+    ("With a function tool", {"model": "gpt-4o-mini", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "Weather in Paris?"}]}], "tools": [
+        {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+         "parameters": WEATHER_TOOL["function"]["parameters"], "strict": False}], "tool_choice": "auto"}),
+    ("A tool's result sent back, not stored", {"model": "gpt-4o-mini", "store": False, "input": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "22C and sunny"}]}),
+)
 TOKENIZE_EXAMPLES = examples(
     ("A text", {"model": "gpt-4o-mini", "input": "Hello, world!"}),
     ("Chat messages", {"model": "gpt-4o-mini", "messages": HELLO}),
@@ -155,9 +168,15 @@ TOKENIZE_EXAMPLES = examples(
 
 def _describe(target: str, method: str, **schema: Any) -> None:
     """Register an extension that documents one DRF view's method, leaving the view module as it is."""
+    _describe_methods(target, {method: schema})
+
+
+def _describe_methods(target: str, methods: dict[str, dict[str, Any]]) -> None:
+    """The same for several methods of one view (one extension per view: a second would replace the first)."""
 
     def view_replacement(self: OpenApiViewExtension) -> type:
-        return extend_schema_view(**{method: extend_schema(**schema)})(type(self.target.__name__, (self.target,), {}))
+        described = {method: extend_schema(**schema) for method, schema in methods.items()}
+        return extend_schema_view(**described)(type(self.target.__name__, (self.target,), {}))
 
     name = target.rsplit(".", 1)[1] + "Schema"
     type(name, (OpenApiViewExtension,), {"target_class": target, "view_replacement": view_replacement})
@@ -190,6 +209,35 @@ _describe("gateway.api.catalog.RouteCheck", "get", operation_id="checkRoute", ta
               "404": "No registry entry serves the model (`code: model_not_found`)."})})
 
 
+RESPONSE_ID = OpenApiParameter("response_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                               description="The id of a response this token created with `store` (not false).")
+NOT_STORED = {"404": "No response with this id was stored by this token (another token's response is not found "
+                     "either; `code: not_found`)."}
+_describe_methods("gateway.responses.views.ResponseDetail", {
+    "get": dict(operation_id="getResponse", tags=["responses"], summary="Retrieve a stored response",
+                parameters=[RESPONSE_ID],
+                responses={200: ok(responses.ResponseObjectSerializer, "The response as it was answered."),
+                           **errors(401, 404, **NOT_STORED)}),
+    "delete": dict(operation_id="deleteResponse", tags=["responses"], summary="Delete a stored response",
+                   parameters=[RESPONSE_ID],
+                   responses={200: ok(responses.ResponseDeletedSerializer, "Deleted, with its input items."),
+                              **errors(401, 404, **NOT_STORED)}),
+})
+_describe("gateway.responses.views.ResponseInputItems", "get", operation_id="listInputItems", tags=["responses"],
+          summary="The input items of a stored response",
+          parameters=[
+              RESPONSE_ID,
+              OpenApiParameter("limit", OpenApiTypes.INT, OpenApiParameter.QUERY, description="1 to 100; 20."),
+              OpenApiParameter("order", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["asc", "desc"],
+                               description="`desc` (newest first, the default) or `asc`."),
+              OpenApiParameter("after", OpenApiTypes.STR, OpenApiParameter.QUERY,
+                               description="An item id: the items after it (pagination)."),
+          ],
+          responses={200: ok(responses.ResponseItemListSerializer, "Every item the model read (the earlier "
+                             "turns of its conversation, then its input), a page at a time."),
+                     **errors(400, 401, 404, **NOT_STORED)})
+
+
 # --- Rules of the bodies that a serializer's fields cannot express ---------------------------
 
 def _refine(target: type, rules: dict[str, Any]) -> None:
@@ -213,6 +261,9 @@ for _body in (bodies.ChatCompletionRequestSerializer, bodies.CompletionRequestSe
 for _body in (bodies.EmbeddingRequestSerializer, bodies.ChatCompletionSerializer, bodies.CompletionSerializer,
               bodies.EmbeddingListSerializer):
     _refine(_body, OPEN)
+_refine(responses.ResponseObjectSerializer, OPEN)
+_refine(responses.ResponseRequestSerializer, {**OPEN, "anyOf": [{"required": ["input"]},
+                                                                {"required": ["previous_response_id"]}]})
 # A message has content, unless it is an assistant's message with tool (or function) calls.
 _refine(bodies.ChatMessageSerializer, {**OPEN, "anyOf": [
     {"required": ["content"], "properties": {"content": {"oneOf": [{"type": "string"}, {"type": "array"}]}}},
@@ -278,6 +329,33 @@ HOT_PATH: dict[str, Undiscovered] = {
         bodies.EmbeddingRequestSerializer, bodies.EmbeddingListSerializer,
         "A list of `embedding` objects.", None, EMBEDDING_EXAMPLES),
 }
+
+RESPONSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event of a Responses stream: `event` is its type and `data` a JSON object "
+                   "with `type` and `sequence_number`: `response.created`, `response.in_progress`, "
+                   "`response.output_item.added`, `response.content_part.added`, `response.output_text.delta`, "
+                   "`response.function_call_arguments.delta`, their `.done` events, `response.output_item.done`, "
+                   "and last `response.completed` (or `response.incomplete`) with the whole response and its "
+                   "usage. A failure after the stream started ends it with `response.failed` (or an `error` "
+                   "event). There is no `[DONE]`.",
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string", "pattern": r"^\{.*\}$"}},
+}
+HOT_PATH["/v1/responses"] = dict(
+    operation_id="createResponse", tags=["inference"], summary="Create a model response (Responses API)",
+    description=(
+        "OpenAI's Responses API on every provider: passed through to OpenAI (and to OpenAI-compatible accounts "
+        "with the option `responses: true`), translated to chat completions for the others. With `store` (the "
+        "default) the response is kept for `previous_response_id` and `GET /v1/responses/{id}`."),
+    request=responses.ResponseRequestSerializer,
+    responses={(200, "application/json"): ok(responses.ResponseObjectSerializer, "A `response` object."),
+               (200, "text/event-stream"): ok(RESPONSE_EVENT, "With `\"stream\": true`: Responses events."),
+               **errors(*INFERENCE_ERRORS, **{"400": ERRORS[400] + " Also: an unknown or another token's "
+                                                   "`previous_response_id`, a tool or input item the provider "
+                                                   "cannot honour."})},
+    parameters=[SESSION_ID, REQUEST_ID, RETRY_AFTER], examples=RESPONSE_EXAMPLES,
+)
 
 HEALTH: Undiscovered = dict(
     operation_id="health", tags=["health"], summary="Health check", auth=[],

@@ -153,6 +153,8 @@ class ModelOptionSerializer(serializers.Serializer):
     max_output_tokens = serializers.IntegerField(allow_null=True)
     pricing = PricingSerializer()
     capabilities = CapabilitiesSerializer()
+    endpoints = serializers.ListField(child=choice("chat.completions", "completions", "embeddings", "responses"),
+                                      help_text="The inference endpoints it serves (`responses`: /v1/responses).")
     default = serializers.BooleanField(help_text="Used when a request names no model.")
     available = serializers.BooleanField(help_text="A configured provider serves it and did not fail since "
                                                    "it last worked.")

@@ -6,14 +6,19 @@ methods build the upstream request and translate the answer, whole or streamed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.access.authentication import TokenInfo
 from gateway.inference import validation
+from gateway.responses import estimate as responses_usage
+from gateway.responses import store
 from gateway.routing.registry import Entry
+from gateway.usage.call import Call
 from gateway.usage.estimate import estimate, estimate_prompt_only
 from providers.base import Adapter, ChatResult, StreamTranslator, UpstreamRequest, Usage
+from providers.responses import endpoint as responses
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,12 @@ class Operation:
     estimate: Callable[[dict[str, Any], bytes, str], Usage] | None = None
     # Whether the answer is generated text (a tpm limit or budget reserves output tokens for it).
     generates: bool = True
+    # Runs once the body is valid and the token known, before routing and limits: may rewrite the body
+    # (Responses: the stored conversation put before the input); what it returns goes to ``keep``.
+    prepare: Callable[[dict[str, Any], TokenInfo], Awaitable[Any]] | None = None
+    # Runs with the complete answer before its end reaches the client (Responses: stored):
+    # (call, client body, what ``prepare`` returned, the answer's JSON or None).
+    keep: Callable[[Call, dict[str, Any], Any, bytes | None], Awaitable[None]] | None = None
 
 
 def _chat_validate(body: dict[str, Any]) -> None:
@@ -60,4 +71,15 @@ EMBEDDINGS = Operation(
     result=lambda adapter, raw, model, client, context: adapter.embeddings_result(raw, model, client),
     estimate=estimate_prompt_only,
     generates=False,
+)
+
+RESPONSES = Operation(
+    "responses",
+    validate=validation.responses_body,
+    request=lambda adapter, body, model, entry: responses.upstream_request(adapter, body, model, entry.max_output_tokens),
+    result=lambda adapter, raw, model, client, context: responses.result(adapter, raw, model, client, context),
+    stream=lambda adapter, model, include_usage, client, context: responses.stream(adapter, model, client, context),
+    estimate=responses_usage.estimate,
+    prepare=store.expand,
+    keep=store.save,
 )

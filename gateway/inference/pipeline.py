@@ -81,6 +81,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         call.token = request.user
         body = validation.json_object(request.json())
         operation.validate(body)
+        prepared = await operation.prepare(body, call.token) if operation.prepare is not None else None
         stream, include_usage = validation.stream_flags(body) if operation.stream else (False, False)
         call.stream = stream
         entry, routes = await resolve(call, body, call.token)
@@ -101,12 +102,18 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         if stream:
             adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
             translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
-            await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
+            keep = operation.keep
+            before_end = None if keep is None else (
+                lambda: keep(call, client_body, prepared, getattr(translator, "answer", None)))
+            await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None,
+                               before_end=before_end)
         else:
             adapter, sent, raw = await answer_within_deadline(call, routes, build)
             result = read(lambda data: operation.result(adapter, data, model, client_body, sent.context), raw)
             call.usage = result.usage
             call.response_body = result.body
+            if operation.keep is not None:
+                await operation.keep(call, client_body, prepared, result.body)
             if call.usage is not None or operation.estimate is None:
                 call.log()  # queued before the answer leaves: a client that has it will find the row
             await response.json(200, result.body)

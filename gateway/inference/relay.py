@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from gateway.edge.http import Response
@@ -35,12 +35,15 @@ KEEP_FOR_ESTIMATE = 1 << 20
 
 
 async def relay_stream(call: Call, response: Response, translator: StreamTranslator,
-                       upstream_response: UpstreamResponse, keep: bool = False) -> None:
+                       upstream_response: UpstreamResponse, keep: bool = False,
+                       before_end: Callable[[], Awaitable[None]] | None = None) -> None:
     """Copy the upstream stream to the client as OpenAI SSE; a failure midway ends it with an error event.
 
     The log row is queued just before the stream's last bytes (``[DONE]`` or the error event) go
     out, so a client that has seen the end of its stream will find the row; only when the usage
-    must be estimated (``keep``) is it queued afterwards, by ``handle``.
+    must be estimated (``keep``) is it queued afterwards, by ``handle``. ``before_end`` runs once the
+    translator says the answer is complete, before its last event goes out (a stored response is
+    written then: a client that has its answer can continue from it at once).
     """
     await response.start_stream()
     response.on_disconnect(upstream_response.close)  # a reasoning model may pause for minutes
@@ -49,6 +52,8 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
 
     def settle(log: bool = True) -> None:
         call.usage = translator.usage
+        if translator.failed is not None and call.error is None:
+            call.fail(translator.failed)
         if call.usage is None and kept:
             call.response_body = b"".join(kept)
         if log and (call.usage is not None or not keep):
@@ -64,9 +69,15 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
                     kept.append(out)
                     size += len(out)
                 if translator.finished:
+                    if before_end is not None:
+                        await before_end()
+                        before_end = None
                     settle()
                 await response.write(out)
         tail = read(lambda _: translator.close(), b"")
+        if translator.finished and before_end is not None:
+            await before_end()
+            before_end = None
         if translator.finished and not call.logged:
             settle()
         if tail:
@@ -82,7 +93,7 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
             504 if exc.timeout else 502, str(exc), "upstream_error", "upstream_stream_failed")
         call.fail(error)
         settle()
-        await response.write(error_event(error))
+        await response.write(translator.fail(error) or error_event(error))
     except OSError:  # the client went away: stop reading the upstream
         call.fail(ProviderError(499, "The client closed the connection.", "client_closed"))
         return

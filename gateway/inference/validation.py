@@ -119,3 +119,33 @@ def embeddings_input(body: dict[str, Any]) -> None:
                               code="invalid_value")
     if body.get("stream"):
         raise invalid_request("Embeddings cannot be streamed.", param="stream", code="invalid_value")
+
+
+def responses_body(body: dict[str, Any]) -> None:
+    """The Responses API fields the gateway itself reads (input, store, previous_response_id, limits)."""
+    value = body.get("input")
+    if value is None and body.get("previous_response_id") is None:
+        raise invalid_request("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+    if value is not None and not isinstance(value, str | list):
+        raise invalid_request("'input' must be a string or an array of input items.", param="input",
+                              code="invalid_type")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise invalid_request(f"'input[{i}]' must be an object.", param=f"input[{i}]", code="invalid_type")
+    for name in ("store", "parallel_tool_calls"):
+        if body.get(name) is not None and not isinstance(body[name], bool):
+            raise invalid_request(f"'{name}' must be a boolean.", param=name, code="invalid_type")
+    optional_string(body, "previous_response_id")
+    tokens = body.get("max_output_tokens")
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
+        raise invalid_request("'max_output_tokens' must be a positive integer.", param="max_output_tokens",
+                              code="invalid_value")
+    for name in ("metadata", "text", "reasoning"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise invalid_request(f"'{name}' must be an object.", param=name, code="invalid_type")
+    if body.get("tools") is not None and not isinstance(body["tools"], list):
+        raise invalid_request("'tools' must be an array.", param="tools", code="invalid_type")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str | list):
+        raise invalid_request("'instructions' must be a string.", param="instructions", code="invalid_type")

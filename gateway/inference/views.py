@@ -1,4 +1,4 @@
-"""The inference endpoints as hot views: POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
+"""The inference endpoints as hot views: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses."""
 
 from __future__ import annotations
 
@@ -45,3 +45,9 @@ class Embeddings(InferenceView):
     """OpenAI's embeddings."""
 
     operation = operations.EMBEDDINGS
+
+
+class Responses(InferenceView):
+    """OpenAI's Responses API, streamed or not, on every provider kind (stored with ``store``)."""
+
+    operation = operations.RESPONSES

@@ -95,7 +95,8 @@ class FakeOpenAI(FakeServer):
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/chat/completions", self.chat), web.get("/v1/models", self.models),
-                web.post("/v1/completions", self.completions), web.post("/v1/embeddings", self.embeddings)]
+                web.post("/v1/completions", self.completions), web.post("/v1/embeddings", self.embeddings),
+                web.post("/v1/responses", self.responses)]
 
     without_usage = False  # like some OpenAI-compatible servers: no usage, whatever is asked
     cached_tokens = 0  # prompt tokens a chat answer reports as read from the prompt cache (at most all)
@@ -188,6 +189,43 @@ class FakeOpenAI(FakeServer):
         return self.json_response({"object": "list", "model": body["model"], "data": data,
                                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """The Responses API: the same fake model, answered as a response object or its stream events."""
+        if denied := self._unauthorized(request):
+            return denied
+        body = orjson.loads(await request.read())
+        plan = plan_reply({"messages": responses_messages(body), "max_tokens": body.get("max_output_tokens"),
+                           "tools": [{"type": "function", "function": {"name": t["name"]}}
+                                     for t in body.get("tools") or [] if t.get("type") == "function"]})
+        plan["cached_tokens"] = min(self.cached_tokens, plan["prompt_tokens"])
+        response = {"id": f"resp_fake{len(self.requests):04d}", "object": "response", "created_at": int(time.time()),
+                    "status": "in_progress", "completed_at": None, "error": None, "incomplete_details": None,
+                    "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+                    "model": body["model"], "output": [], "parallel_tool_calls": True, "previous_response_id": None,
+                    "reasoning": {"effort": None, "summary": None}, "store": body.get("store", True),
+                    "temperature": body.get("temperature", 1.0), "text": {"format": {"type": "text"}},
+                    "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+                    "top_p": body.get("top_p", 1.0), "truncation": "disabled",
+                    "metadata": body.get("metadata") or {}}
+        if "tool_call" in plan:
+            call = plan["tool_call"]
+            item = {"id": "fc_fake0001", "type": "function_call", "status": "completed", "call_id": call["id"],
+                    "name": call["function"]["name"], "arguments": call["function"]["arguments"]}
+        else:
+            item = {"id": "msg_fake0001", "type": "message", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": "".join(plan["pieces"]), "annotations": [],
+                                 "logprobs": []}]}
+        final = {**response, "status": "completed", "completed_at": int(time.time()), "output": [item], "usage": {
+            "input_tokens": plan["prompt_tokens"],
+            "input_tokens_details": {"cached_tokens": plan["cached_tokens"], "cache_write_tokens": 0},
+            "output_tokens": plan["completion_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": plan["prompt_tokens"] + plan["completion_tokens"]}}
+        if plan["finish_reason"] == "length":
+            final.update(status="incomplete", completed_at=None, incomplete_details={"reason": "max_output_tokens"})
+        if not body.get("stream"):
+            return self.json_response(final)
+        return await self.sse(request, list(responses_events(response, final, item, plan)))
+
     @staticmethod
     def _chunks(base: dict[str, Any], plan: dict[str, Any], body: dict[str, Any]):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -215,3 +253,50 @@ class FakeOpenAI(FakeServer):
             yield b"data: " + orjson.dumps({**base, "object": "chat.completion.chunk", "service_tier": "default",
                                             "choices": [], "usage": usage(plan)}) + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+
+def responses_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fake's reading of a Responses ``input``: chat-like messages (a function_call_output is a tool message)."""
+    given = body.get("input")
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else given or []
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item.get("type") == "function_call_output":
+            out.append({"role": "tool", "content": item.get("output")})
+        elif item.get("type", "message") == "message":
+            out.append({"role": item.get("role"), "content": text_of(item.get("content"))})
+    return out
+
+
+def responses_events(response: dict[str, Any], final: dict[str, Any], item: dict[str, Any], plan: dict[str, Any]):
+    sequence = iter(range(10_000))
+
+    def event(kind: str, **fields: Any) -> bytes:
+        return (f"event: {kind}\n".encode() + b"data: "
+                + orjson.dumps({"type": kind, "sequence_number": next(sequence), **fields}) + b"\n\n")
+
+    yield event("response.created", response=response)
+    yield event("response.in_progress", response=response)
+    opened = {**item, "status": "in_progress"}
+    if item["type"] == "message":
+        opened["content"] = []
+        yield event("response.output_item.added", output_index=0, item=opened)
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        yield event("response.content_part.added", item_id=item["id"], output_index=0, content_index=0, part=part)
+        for piece in plan["pieces"]:
+            yield event("response.output_text.delta", item_id=item["id"], output_index=0, content_index=0,
+                        delta=piece, logprobs=[])
+        text = item["content"][0]["text"]
+        yield event("response.output_text.done", item_id=item["id"], output_index=0, content_index=0, text=text,
+                    logprobs=[])
+        yield event("response.content_part.done", item_id=item["id"], output_index=0, content_index=0,
+                    part=item["content"][0])
+    else:
+        opened["arguments"] = ""
+        yield event("response.output_item.added", output_index=0, item=opened)
+        yield event("response.function_call_arguments.delta", item_id=item["id"], output_index=0,
+                    delta=item["arguments"])
+        yield event("response.function_call_arguments.done", item_id=item["id"], output_index=0,
+                    name=item["name"], arguments=item["arguments"])
+    yield event("response.output_item.done", output_index=0, item=item)
+    yield event("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)

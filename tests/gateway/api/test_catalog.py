@@ -40,6 +40,7 @@ def test_model_options_lists_metadata_capabilities_and_availability(client: Clie
     assert mini["context_window"] == 128000 and mini["pricing"]["input_per_million"] == 0.15
     assert mini["capabilities"] == {"streaming": True, "tools": True, "vision": True, "embeddings": False}
     assert mini["available"] and options["gpt-*"]["pattern"]
+    assert mini["endpoints"] == ["chat.completions", "completions", "responses"]
     assert not options["broken"]["available"]  # its only provider has no key
 
 
@@ -113,3 +114,9 @@ def test_route_check_errors(client: Client, registry: dict) -> None:
     assert client.get("/v1/route-check", {"model": "gpt-4"}).status_code == 401
     empty = get(client, "/v1/route-check", registry["token"], model="no-deployments").json()
     assert empty["deployments"] == [] and "503" in empty["reason"]
+
+
+def test_model_options_say_an_embedding_model_serves_embeddings_only(client: Client, registry: dict) -> None:
+    make_model("text-embedding-3-small", (registry["main"], "text-embedding-3-small"), embeddings=True)
+    options = {o["id"]: o for o in get(client, "/v1/model-options", registry["token"]).json()["data"]}
+    assert options["text-embedding-3-small"]["endpoints"] == ["embeddings"]

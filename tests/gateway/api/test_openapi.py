@@ -125,7 +125,7 @@ def test_the_inference_endpoints_document_their_errors_and_streaming(document: d
         assert "model" in request_schema["properties"] and "provider" in request_schema["properties"]
     streamed = {path for path in hot_routes()
                 if "text/event-stream" in document["paths"][path]["post"]["responses"]["200"]["content"]}
-    assert streamed == {"/v1/chat/completions", "/v1/completions"}
+    assert streamed == {"/v1/chat/completions", "/v1/completions", "/v1/responses"}
 
 
 def test_the_three_token_forms_are_documented_as_alternative_security_schemes(document: dict[str, Any]) -> None:
@@ -300,7 +300,9 @@ def test_every_request_example_is_accepted_by_the_gateway_with_the_default_regis
             assert response.status_code == 200, (path, name, response.text)
             streamed = response.headers["content-type"].startswith("text/event-stream")
             assert streamed == bool(body.get("stream")), (path, name)
-            if streamed:
+            if streamed and path == "/v1/responses":  # Responses streams end with their last event, no [DONE]
+                assert response.text.rstrip().splitlines()[-2] == "event: response.completed", (path, name)
+            elif streamed:
                 assert response.text.rstrip().endswith("data: [DONE]"), (path, name, response.text)
 
 
