@@ -96,6 +96,15 @@ DEFAULTS: dict[str, Any] = {
     # price list has one), counting it at 0.
     # Default: refused (403 model_not_priced), so that a budget always holds.
     "BUDGET_ALLOWS_UNPRICED_MODELS": False,
+    # Prometheus metrics of the /v1 calls at GET /metrics (every worker's counts); off: /metrics is a 404
+    # and nothing is counted.
+    "METRICS": False,
+    # The secret a scrape presents as `Authorization: Bearer <METRICS_TOKEN>`. Empty: OPS_TOKEN is
+    # accepted instead; with neither, /metrics answers no one (and the environment cannot enable it).
+    "METRICS_TOKEN": "",
+    # Where `manage.py gateway_serve` keeps the workers' metric files (emptied at each start). Empty: a new
+    # temporary directory per start, removed when the server exits.
+    "METRICS_DIR": "",
 }
 
 

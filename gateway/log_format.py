@@ -1,0 +1,65 @@
+"""The two shapes of the gateway's log lines (``GATEWAY_LOG_FORMAT``; settings.LOGGING picks one).
+
+- ``TextFormatter``: ``time level logger message``, and for a request line (gateway/usage/request_lines.py)
+  its fields as ``key=value``; control characters are escaped, so a client's text cannot start a line.
+- ``JsonFormatter``: one JSON object per line — ``time``, ``level``, ``logger``, ``message`` (and ``exc``
+  with a traceback); a request line's fields are keys of the same object.
+
+Both pass the finished line through the redactor once more: the handler's filter
+(``gateway.redaction.RedactLogRecords``) sees the message, not a record's extra fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway import redaction
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escaped(value: object) -> str:
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return f'"{text}"' if (" " in text or not text) else text
+
+
+def _exception(record: logging.LogRecord, formatter: logging.Formatter) -> str:
+    if record.exc_info and not record.exc_text:
+        record.exc_text = formatter.formatException(record.exc_info)
+    return record.exc_text or ""
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        request: dict[str, Any] | None = getattr(record, "gateway_call", None)
+        if request is None:
+            return redaction.text(super().format(record))
+        line = f"{self.formatTime(record)} {record.levelname} {record.name} {_CONTROL.sub(' ', record.getMessage())}"
+        details = " ".join(f"{key}={_escaped(value)}" for key, value in request.items()
+                           if key != "time" and value not in (None, "", False))
+        return redaction.text(f"{line} {details}")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request: dict[str, Any] | None = getattr(record, "gateway_call", None)
+        if request is not None:
+            data.update({key: value for key, value in request.items() if value is not None or key != "time"})
+        if exc := _exception(record, self):
+            data["exc"] = exc
+        return redaction.text(orjson.dumps(data, default=str).decode())
