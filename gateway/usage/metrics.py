@@ -29,7 +29,6 @@ from typing import Any
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +39,8 @@ NO_PROVIDER = "none"
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, math.inf)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, math.inf)
 LIMIT_KINDS = frozenset({"rpm", "tpm", "parallel", "budget"})
+# The classic text format, which every Prometheus version reads (the names here need no escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # The metrics are written to this registry; a scrape reads it (one process) or every worker's files.
 registry = CollectorRegistry(auto_describe=True)
@@ -178,9 +179,9 @@ def exposition(sample_first: Iterable[Callable[[], None]] = ()) -> tuple[bytes, 
         sample()
     path = multiprocess_dir()
     if not path:
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(registry), CONTENT_TYPE
     from prometheus_client.multiprocess import MultiProcessCollector
 
     combined = CollectorRegistry()
     MultiProcessCollector(combined, path=path)
-    return generate_latest(combined), CONTENT_TYPE_LATEST
+    return generate_latest(combined), CONTENT_TYPE
