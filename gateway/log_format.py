@@ -5,8 +5,10 @@
 - ``JsonFormatter``: one JSON object per line — ``time``, ``level``, ``logger``, ``message`` (and ``exc``
   with a traceback); a request line's fields are keys of the same object.
 
-Both pass the finished line through the redactor once more: the handler's filter
-(``gateway.redaction.RedactLogRecords``) sees the message, not a record's extra fields.
+The handler's filter (``gateway.redaction.RedactLogRecords``) redacts the message and traceback; the
+formatters redact a request line's fields too, each string but ``token``: that is the token's prefix as
+the admin shows it (``sk-gw-`` and 6 characters: useless to guess), which the redactor's rule for
+things shaped like keys would otherwise hide.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def _escaped(value: object) -> str:
     return f'"{text}"' if (" " in text or not text) else text
 
 
+NOT_REDACTED = frozenset({"token"})
+
+
+def _redacted(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: redaction.text(value) if isinstance(value, str) and key not in NOT_REDACTED else value
+            for key, value in fields.items()}
+
+
 def _exception(record: logging.LogRecord, formatter: logging.Formatter) -> str:
     if record.exc_info and not record.exc_text:
         record.exc_text = formatter.formatException(record.exc_info)
@@ -43,10 +53,10 @@ class TextFormatter(logging.Formatter):
         request: dict[str, Any] | None = getattr(record, "gateway_call", None)
         if request is None:
             return redaction.text(super().format(record))
-        line = f"{self.formatTime(record)} {record.levelname} {record.name} {_CONTROL.sub(' ', record.getMessage())}"
-        details = " ".join(f"{key}={_escaped(value)}" for key, value in request.items()
+        message = redaction.text(_CONTROL.sub(" ", record.getMessage()))
+        details = " ".join(f"{key}={_escaped(value)}" for key, value in _redacted(request).items()
                            if key != "time" and value not in (None, "", False))
-        return redaction.text(f"{line} {details}")
+        return f"{self.formatTime(record)} {record.levelname} {record.name} {message} {details}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,7 +69,9 @@ class JsonFormatter(logging.Formatter):
         }
         request: dict[str, Any] | None = getattr(record, "gateway_call", None)
         if request is not None:
-            data.update({key: value for key, value in request.items() if value is not None or key != "time"})
+            data["message"] = redaction.text(data["message"])
+            data.update({key: value for key, value in _redacted(request).items() if value is not None or key != "time"})
+            return orjson.dumps(data, default=str).decode()
         if exc := _exception(record, self):
             data["exc"] = exc
         return redaction.text(orjson.dumps(data, default=str).decode())
