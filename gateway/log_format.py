@@ -6,8 +6,8 @@
   with a traceback); a request line's fields are keys of the same object.
 
 The handler's filter (``gateway.redaction.RedactLogRecords``) redacts the message and traceback; the
-formatters redact a request line's fields too, each string but ``token``: that is the token's prefix as
-the admin shows it (``sk-gw-`` and 6 characters: useless to guess), which the redactor's rule for
+formatters redact a request line whole, fields included, but for ``token``: that is the token's prefix
+as the admin shows it (``sk-gw-`` and 6 characters: useless to guess), which the redactor's rule for
 things shaped like keys would otherwise hide.
 """
 
@@ -31,12 +31,22 @@ def _escaped(value: object) -> str:
     return f'"{text}"' if (" " in text or not text) else text
 
 
-NOT_REDACTED = frozenset({"token"})
+def _without_token(fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    rest = dict(fields)
+    return rest, str(rest.pop("token", "") or "")
 
 
 def _redacted(fields: dict[str, Any]) -> dict[str, Any]:
-    return {key: redaction.text(value) if isinstance(value, str) and key not in NOT_REDACTED else value
-            for key, value in fields.items()}
+    """The string values redacted, in one redactor call (joined by NUL, which no key and no "[redacted]"
+    holds; one per value when a value holds a NUL itself). Before serialising: a redaction in JSON
+    text could eat the letter of an escape (``\\n`` followed by a key) and break the line."""
+    keys = [key for key, value in fields.items() if isinstance(value, str) and value]
+    values = [fields[key] for key in keys]
+    joined = "\0".join(values)
+    parts = redaction.text(joined).split("\0")
+    if len(parts) != len(values):
+        parts = [redaction.text(value) for value in values]
+    return {**fields, **dict(zip(keys, parts, strict=True))}
 
 
 def _exception(record: logging.LogRecord, formatter: logging.Formatter) -> str:
@@ -53,10 +63,12 @@ class TextFormatter(logging.Formatter):
         request: dict[str, Any] | None = getattr(record, "gateway_call", None)
         if request is None:
             return redaction.text(super().format(record))
-        message = redaction.text(_CONTROL.sub(" ", record.getMessage()))
-        details = " ".join(f"{key}={_escaped(value)}" for key, value in _redacted(request).items()
+        rest, token = _without_token(request)
+        details = " ".join(f"{key}={_escaped(value)}" for key, value in rest.items()
                            if key != "time" and value not in (None, "", False))
-        return f"{self.formatTime(record)} {record.levelname} {record.name} {message} {details}"
+        line = redaction.text(f"{_CONTROL.sub(' ', record.getMessage())} {details}")
+        return f"{self.formatTime(record)} {record.levelname} {record.name} {line}" + \
+            (f" token={_escaped(token)}" if token else "")
 
 
 class JsonFormatter(logging.Formatter):
@@ -69,9 +81,11 @@ class JsonFormatter(logging.Formatter):
         }
         request: dict[str, Any] | None = getattr(record, "gateway_call", None)
         if request is not None:
-            data["message"] = redaction.text(data["message"])
-            data.update({key: value for key, value in _redacted(request).items() if value is not None or key != "time"})
-            return orjson.dumps(data, default=str).decode()
+            rest, token = _without_token(request)
+            data.update({key: value for key, value in rest.items() if value is not None or key != "time"})
         if exc := _exception(record, self):
             data["exc"] = exc
-        return redaction.text(orjson.dumps(data, default=str).decode())
+        data = _redacted(data)
+        if request is not None and token:
+            data["token"] = token
+        return orjson.dumps(data, default=str).decode()
