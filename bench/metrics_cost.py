@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -90,6 +91,7 @@ def main() -> None:
     width = max(map(len, results))
     for name, micros in results.items():
         print(f"{name:<{width}}  {micros:6.2f} µs per call")
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
