@@ -8,19 +8,60 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 
 from gateway import provider_keys
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
-from gateway.models import ApiToken, Deployment, Limited, ModelEntry, ProviderAccount, RequestLog, Team
-from gateway.reports import log_list
+from gateway.conf import gateway_settings
+from gateway.models import (
+    ANONYMOUS_DIGEST,
+    ApiToken,
+    Deployment,
+    Limited,
+    ModelEntry,
+    ProviderAccount,
+    RequestLog,
+    Team,
+)
+from gateway.reports import dashboard, log_list
 from gateway.reports import views as report_views
+from gateway.routing import patterns
 from gateway.routing.provider_check import check_connection
+from providers.registry import default_base_url, kind_choices
 
 LIMITS_HELP = ("Checked before every inference request, by all workers together. A team's limits cover all "
                "its tokens together; a token in a team obeys both. Empty: no limit.")
+ANONYMOUS_HELP = ("Requests that carry no token are served as this identity when GATEWAY_ANONYMOUS is on "
+                  "(it is {state}): anyone who can reach the gateway can use these models within these limits. "
+                  "Untick active to refuse them (401) without a restart.")
+PER_ADDRESS_HELP = ("Each client address on its own (the connection's, or the client's from a proxy in "
+                    "FORWARDED_ALLOW_IPS; an IPv6 address by its /64 network), within the limits above.")
+
+
+def _secret_key(token_id: int) -> str:
+    """Where a just-created token's secret waits in the session for the page that shows it."""
+    return f"gateway-new-token-{token_id}"
+
+
+def unserved_models(allowed: list[str]) -> list[str]:
+    """The allowed-model names and patterns that no active registry entry serves: a name no entry (or
+    entry pattern) matches, a pattern that matches no entry and overlaps no entry pattern."""
+    names = list(ModelEntry.objects.filter(active=True).values_list("name", flat=True))
+
+    def served(allowed_name: str) -> bool:
+        return any(patterns.matches(allowed_name, name) or patterns.matches(name, allowed_name)
+                   or ("*" in allowed_name and "*" in name and _overlap(allowed_name, name)) for name in names)
+
+    return [name for name in allowed if not served(name)]
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether two patterns can match a common name (compared by their literal starts)."""
+    a, b = one.split("*", 1)[0], other.split("*", 1)[0]
+    return a.startswith(b) or b.startswith(a)
 
 
 @admin.display(description="limits")
@@ -61,19 +102,62 @@ class ApiTokenAdmin(admin.ModelAdmin):
                  ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}))
     actions = ("revoke",)
 
+    def get_fieldsets(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is None or not obj.is_anonymous:
+            return self.fieldsets
+        state = "on" if gateway_settings.ANONYMOUS else "off"
+        return ((None, {"fields": ("name", "active", "allowed_models", "created_at", "last_used_at"),
+                        "description": ANONYMOUS_HELP.format(state=state)}),
+                ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}),
+                ("Limits per client address", {"fields": ApiToken.PER_ADDRESS_FIELDS, "description": PER_ADDRESS_HELP}))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is not None and obj.is_anonymous:  # (its name is what reports show for requests without a token)
+            return (*self.readonly_fields, "name")
+        return self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # The anonymous identity is switched off (active), not deleted: a new one would have no limits.
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_anonymous)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        super().delete_queryset(request, queryset.exclude(digest=ANONYMOUS_DIGEST))
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
         if not change:
             request._new_token_secret = obj.set_new_secret()  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
+        if unserved := unserved_models(obj.allowed_model_list()):
+            self.message_user(request, f"No active model in the registry serves {', '.join(unserved)}: this token "
+                              "cannot use it until one does (saved anyway; check the spelling).", messages.WARNING)
 
     def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None) -> HttpResponse:
-        """Show the raw secret exactly once, on the page that follows creation."""
+        """Redirect to the page that shows the raw secret (reloading a POST's answer would create a
+        second token). The secret waits in the admin's server-side session until that page takes it."""
         secret = getattr(request, "_new_token_secret", None)
         if secret is None:
             return super().response_add(request, obj, post_url_continue)
-        context = {**self.admin_site.each_context(request), "title": "API token created", "token": obj,
-                   "secret": secret, "opts": self.opts}
-        return TemplateResponse(request, "admin/gateway/apitoken/created.html", context)  # admin: never cached
+        request.session[_secret_key(obj.pk)] = secret
+        return redirect("admin:gateway_apitoken_created", obj.pk)
+
+    def get_urls(self) -> list[URLPattern]:
+        created = path("<int:object_id>/created/", self.admin_site.admin_view(self.created_view),
+                       name="gateway_apitoken_created")
+        return [created, *super().get_urls()]
+
+    def created_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The new token's secret, exactly once (admin_view: staff only, never cached); afterwards the
+        page says it was shown and is not stored."""
+        token = get_object_or_404(ApiToken, pk=object_id)
+        secret = request.session.pop(_secret_key(token.pk), None)
+        if secret is None:
+            self.message_user(request, f"The secret of token '{token.name}' was shown once when it was created and "
+                              "is not stored (only its digest). Create a new token if it was lost.", messages.WARNING)
+            return redirect("admin:gateway_apitoken_change", token.pk)
+        base = request.build_absolute_uri("/v1")
+        context = {**self.admin_site.each_context(request), "title": "API token created", "token": token,
+                   "secret": secret, "opts": self.opts, "base_url": base}
+        return TemplateResponse(request, "admin/gateway/apitoken/created.html", context)
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
@@ -98,6 +182,14 @@ class ProviderAccountForm(forms.ModelForm):
         model = ProviderAccount
         fields = ("name", "kind", "base_url", "api_key", "clear_api_key", "options", "connect_timeout",
                   "read_timeout", "active")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "base_url" in self.fields:
+            defaults = "; ".join(f"{kind}: {default_base_url(kind) or 'none, required'}" for kind, _ in kind_choices())
+            self.fields["base_url"].help_text = (
+                "The part of the provider's URL before the endpoint path (the gateway appends e.g. "
+                f"/chat/completions). Empty: the kind's default ({defaults}).")
 
     def save(self, commit: bool = True) -> ProviderAccount:
         account = super().save(commit=False)
@@ -254,9 +346,10 @@ class CostFilter(admin.SimpleListFilter):
 class RequestLogAdmin(admin.ModelAdmin):
     """Read-only: rows are written by the gateway, never edited."""
 
-    list_display = ("created_at", "request_id", "endpoint", "token_name", "requested_model", "provider_account",
-                    "status_code", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms",
-                    "session")
+    # Narrow enough for a 1920 px screen: the request id is on the row's page (and searchable), the
+    # token counts share a column.
+    list_display = ("created_at", "endpoint", "token_name", "requested_model", "provider_account",
+                    "status_code", "tokens", "cost_usd", "latency_ms", "ttft_ms", "session")
     # No field filter on a log column (its choices would be a DISTINCT over the whole log) and no
     # date_hierarchy (its year links are one too): see gateway/reports/log_list.py.
     list_filter = ("created_at", log_list.TeamFilter, log_list.TokenFilter, log_list.ModelFilter,
@@ -267,8 +360,7 @@ class RequestLogAdmin(admin.ModelAdmin):
     show_full_result_count = False  # no second COUNT of the unfiltered log
     paginator = log_list.BoundedCountPaginator
     # Rendering the rows is most of the page's time (its queries take ~20 ms on a million rows): 50 a
-    # page, and no action checkboxes (the one action, bulk delete, would leave the daily usage
-    # disagreeing with the log; a row can still be deleted from its own page).
+    # page, and no action checkboxes (rows are never deleted from the admin, see has_delete_permission).
     list_per_page = 50
     actions = None
 
@@ -279,6 +371,10 @@ class RequestLogAdmin(admin.ModelAdmin):
             return "unknown"
         shown = f"${obj.cost.normalize():f}" if obj.cost else "$0"
         return f"≈{shown} (estimated usage)" if obj.usage_estimated else shown
+
+    @admin.display(description="tokens (in + out)", ordering="total_tokens")
+    def tokens(self, obj: RequestLog) -> str:
+        return f"{obj.prompt_tokens:,} + {obj.completion_tokens:,}"
 
     @admin.display(description="session", ordering="session_id")
     def session(self, obj: RequestLog) -> str:
@@ -294,6 +390,11 @@ class RequestLogAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Rows leave only by the retention command (``gateway_usage prune``), which keeps the daily
+        aggregates and the spend counted against budgets right."""
         return False
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
@@ -313,4 +414,19 @@ def _with_reports() -> list[URLPattern]:
 
 
 admin.site.get_urls = _with_reports  # read when proxy_site/urls.py includes admin.site.urls
+_admin_index = admin.site.index
+
+
+def _index_with_dashboard(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """The admin index opens on the dashboard (templates/admin/index.html): usage today and this month,
+    the top teams, tokens and models, the provider accounts' health."""
+    found = dashboard.context()
+    found["periods"] = [("Today", report_views.with_usd(found["today"])),
+                        ("This month", report_views.with_usd(found["month"]))]
+    found["top"] = [(title, [report_views.with_usd(row) | {"tokens": row["prompt_tokens"] + row["completion_tokens"]}
+                             for row in rows]) for title, rows in found["top"]]
+    return _admin_index(request, {**(extra_context or {}), "dashboard": found})
+
+
+admin.site.index = _index_with_dashboard
 admin.site.login_form = ThrottledAdminAuthenticationForm  # failed logins throttled per username and address

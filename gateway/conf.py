@@ -96,6 +96,12 @@ DEFAULTS: dict[str, Any] = {
     # price list has one), counting it at 0.
     # Default: refused (403 model_not_priced), so that a budget always holds.
     "BUDGET_ALLOWS_UNPRICED_MODELS": False,
+    # Anonymous access (the seed's "no token configured: every request is allowed"): a /v1 request
+    # that carries no token at all is served as the one `anonymous` identity, with the allow-list
+    # and limits of the config file's `anonymous:` section (one reserved ApiToken row; see
+    # gateway/access/authentication.py).
+    # A wrong token is still refused (401). Off: a request without a token gets the 401.
+    "ANONYMOUS": False,
     # Prometheus metrics of the /v1 calls at GET /metrics (every worker's counts); off: /metrics is a 404
     # and nothing is counted.
     "METRICS": False,

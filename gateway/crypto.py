@@ -24,6 +24,11 @@ def token_digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# The anonymous identity's row (GATEWAY_ANONYMOUS) has this word in place of a digest: a digest is 64
+# hex characters, so no token anyone presents can ever match it.
+ANONYMOUS_DIGEST = "anonymous"
+
+
 def _fernet_key(material: str) -> bytes:
     """Use a real Fernet key as is; stretch any other passphrase to one."""
     try:

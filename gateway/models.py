@@ -20,6 +20,10 @@ BUDGET_PERIODS = [("total", "total (never resets)"), ("daily", "daily"), ("weekl
                   ("monthly", "monthly")]
 # Budgets are counted in 1e-8 USD integers; Redis's scripts compare them as doubles, exact below 2**53.
 MAX_BUDGET = Decimal(10_000_000)
+# The anonymous identity (GATEWAY_ANONYMOUS): one ApiToken row with crypto.ANONYMOUS_DIGEST for a digest.
+# Requests without a token are logged, counted and reported as this row, under this name.
+ANONYMOUS_DIGEST = crypto.ANONYMOUS_DIGEST
+ANONYMOUS_NAME = "anonymous"
 
 
 class Limited(models.Model):
@@ -91,13 +95,54 @@ class ApiToken(Limited):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Limits per client address (the connection's, or the client's from a trusted proxy), within the
+    # token's own: each address counts on its own. Set on the anonymous identity (config `anonymous:`).
+    rpm_per_ip = models.PositiveIntegerField(
+        "requests per minute per client address", null=True, blank=True,
+        help_text="Each client address (an IPv6 one by its /64 network) on its own. Empty: no limit.",
+    )
+    tpm_per_ip = models.PositiveIntegerField(
+        "tokens per minute per client address", null=True, blank=True,
+        help_text="As tokens per minute, for each client address on its own. Empty: no limit.",
+    )
+    parallel_per_ip = models.PositiveIntegerField(
+        "parallel requests per client address", null=True, blank=True,
+        help_text="Requests in flight at once from one client address. Empty: no limit.",
+    )
+
+    PER_ADDRESS_FIELDS = ("rpm_per_ip", "tpm_per_ip", "parallel_per_ip")
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API token"
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
+        return f"{self.name} (no token)" if self.is_anonymous else f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_anonymous(self) -> bool:
+        """The anonymous identity's row (requests without a token, when GATEWAY_ANONYMOUS is on)."""
+        return self.digest == ANONYMOUS_DIGEST
+
+    @classmethod
+    def anonymous(cls) -> ApiToken:
+        """The anonymous identity's row; created the first time it is needed, with no limits and every model."""
+        return cls.objects.get_or_create(digest=ANONYMOUS_DIGEST, defaults={"name": ANONYMOUS_NAME})[0]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.is_anonymous and self.name != ANONYMOUS_NAME:
+            raise ValidationError({"name": f"The anonymous identity is always named '{ANONYMOUS_NAME}'."})
+        if not self.is_anonymous and self.name.strip().casefold() == ANONYMOUS_NAME:
+            raise ValidationError({"name": f"'{ANONYMOUS_NAME}' is the anonymous identity's name (reports show "
+                                           "requests without a token under it): choose another."})
+
+    def limits_summary(self) -> str:
+        parts = [f"{value} {unit} per client address" for value, unit in
+                 ((self.rpm_per_ip, "rpm"), (self.tpm_per_ip, "tpm"), (self.parallel_per_ip, "parallel"))
+                 if value is not None]
+        summary = super().limits_summary()
+        return ", ".join([summary, *parts] if summary != "-" else parts) or "-"
 
     def set_new_secret(self) -> str:
         """Give the token a fresh random secret; returns the raw value (never stored)."""
@@ -145,6 +190,19 @@ class ProviderAccount(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
 
+    def clean(self) -> None:
+        """A kind without a default URL (any OpenAI-compatible server) cannot be called without one."""
+        if not self.base_url and self.needs_base_url:
+            raise ValidationError({"base_url": "This kind has no default URL: enter the server's base URL, the "
+                                   "part before /chat/completions (e.g. http://localhost:11434/v1)."})
+
+    @property
+    def needs_base_url(self) -> bool:
+        try:
+            return not adapter_class(self.kind).default_base_url
+        except UnknownKind:
+            return False
+
     @property
     def has_api_key(self) -> bool:
         """A key is stored (whether or not it can be decrypted: see ``key_status``)."""
@@ -164,6 +222,8 @@ class ProviderAccount(models.Model):
         try:
             cls = adapter_class(self.kind)
         except UnknownKind:
+            return False
+        if not self.base_url and not cls.default_base_url:
             return False
         status = self.key_status
         return status == provider_keys.OK or (status == provider_keys.MISSING and not cls.requires_api_key)

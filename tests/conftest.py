@@ -27,6 +27,8 @@ UPSTREAM_KEY = "sk-Zq8vN3xK7pLm2RtY9wBc4HdJ6fGs1Ae5"  # random-looking, as real 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--require-services", action="store_true",
                      help="Fail (instead of skipping) tests that need PostgreSQL and Redis when they are not configured.")
+    parser.addoption("--browser", action="store_true",
+                     help="Run tests/browser (Playwright driving /usr/bin/chromium; skipped without it; CI passes it)")
     parser.addoption("--fuzz", action="store_true",
                      help="Collect tests/test_fuzz.py too (schemathesis against the live gateway; minutes, so CI "
                           "runs it in a step of its own).")

@@ -1,5 +1,6 @@
 """The seed's README (the Cloudflare AI Proxy Worker) `curl` examples, run verbatim with curl against a
-live gateway on the default registry, with the X-AUTH-TOKEN header added (this gateway requires a token)."""
+live gateway on the default registry, with the X-AUTH-TOKEN header added (this gateway requires a token);
+and with anonymous access on (GATEWAY_ANONYMOUS, the seed's "no token configured"), without any token."""
 
 from __future__ import annotations
 
@@ -50,10 +51,13 @@ def seed(live_gateway, fakes: dict) -> dict:
 
 
 def run(seed: dict, command: str) -> tuple[int, dict]:
-    """Run a seed example in a shell against the live gateway, with the token in X-AUTH-TOKEN."""
-    command = command.replace(SEED_HOST, seed["url"]).replace("X-AUTH-TOKEN: your-token", f"X-AUTH-TOKEN: {seed['token']}")
-    if "X-AUTH-TOKEN" not in command:
-        command += f' -H "X-AUTH-TOKEN: {seed["token"]}"'
+    """Run a seed example in a shell against the live gateway, with the token in X-AUTH-TOKEN (when the seed
+    has one)."""
+    command = command.replace(SEED_HOST, seed["url"])
+    if seed["token"] is not None:
+        command = command.replace("X-AUTH-TOKEN: your-token", f"X-AUTH-TOKEN: {seed['token']}")
+        if "X-AUTH-TOKEN" not in command:
+            command += f' -H "X-AUTH-TOKEN: {seed["token"]}"'
     done = subprocess.run(["bash", "-c", command + " -sS -w '\\n%{http_code}'"], capture_output=True, text=True,
                           timeout=30, check=True)
     body, _, status = done.stdout.rpartition("\n")
@@ -94,3 +98,41 @@ def test_provider_routing(seed: dict) -> None:
     status, body = run(seed, ROUTE_CHECK)
     assert status == 200 and body["matched"] == {"entry": "gpt-4", "rule": "exact"}
     assert body["deployments"][0]["provider_kind"] == "openai"
+
+
+@pytest.fixture
+def anonymous_seed(seed: dict, settings) -> dict:
+    """The seed without a token configured: anonymous access on, and no token sent."""
+    settings.GATEWAY = {"ANONYMOUS": True}
+    return {**seed, "token": None}
+
+
+def without_token(command: str) -> str:
+    """The example without its X-AUTH-TOKEN line (the seed's chat example sends a placeholder token)."""
+    return command.replace('  -H "X-AUTH-TOKEN: your-token" \\\n', "")
+
+
+@pytest.mark.parametrize("command", [HEALTH, MODEL_OPTIONS, CHAT, TOKENIZE, ROUTE_CHECK])
+def test_with_anonymous_access_every_example_works_without_a_token(anonymous_seed: dict, command: str) -> None:
+    assert "X-AUTH-TOKEN" not in without_token(command)
+    status, body = run(anonymous_seed, without_token(command))
+    assert status == 200, body
+    if command == CHAT:
+        assert body["choices"][0]["message"]["content"] == "Echo: Hello, how are you?"
+    elif command == TOKENIZE:
+        assert body["tokens"] > 0 and body["context_window"] == 131000
+    elif command == ROUTE_CHECK:
+        assert body["matched"] == {"entry": "gpt-4", "rule": "exact"}
+    elif command == MODEL_OPTIONS:
+        assert "@cf/meta/llama-4-scout-17b-16e-instruct" in {o["id"] for o in body["data"]}
+
+
+def test_with_anonymous_access_the_placeholder_token_is_still_a_wrong_token(anonymous_seed: dict) -> None:
+    status, body = run(anonymous_seed, CHAT)  # verbatim: X-AUTH-TOKEN: your-token
+    assert status == 401 and body["error"]["message"] == "Incorrect API key provided."
+
+
+def test_without_anonymous_access_the_examples_without_a_token_get_401(seed: dict) -> None:
+    for command in (MODEL_OPTIONS, without_token(CHAT), TOKENIZE, ROUTE_CHECK):
+        status, body = run({**seed, "token": None}, command)
+        assert status == 401 and body["error"]["code"] == "invalid_api_key"

@@ -4,6 +4,11 @@ A token arrives as ``Authorization: Bearer <token>``, ``X-AUTH-TOKEN: <token>`` 
 switched off) ``?auth_token=<token>``. It is looked up by its SHA-256 digest; the answer is
 kept in-process for ``GATEWAY_CACHE_SECONDS`` so the hot path makes no query per request.
 ``GatewayTokenAuthentication`` is the DRF face of the same lookup.
+
+With ``GATEWAY_ANONYMOUS`` on, a request that carries no token at all is the anonymous identity:
+the ApiToken row whose digest is ``ANONYMOUS_DIGEST`` (which no presented token can match), looked
+up, cached and invalidated exactly as a token is, so its allow-list, limits and log rows are a
+token's. A request with a wrong token is still refused.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class TokenInfo:
     expires_at: float | None  # unix time
     allowed_models: tuple[str, ...]
     limits: tuple[Limits, ...] = ()  # the token's, then its team's; empty: no limits at all
+    anonymous: bool = False  # the anonymous identity: a request without a token (GATEWAY_ANONYMOUS)
+    per_address: Limits | None = None  # limits per client address (gateway/access/addresses.py), if any
 
     is_authenticated = True
 
@@ -99,17 +106,22 @@ invalidation.register(_unknown.clear)
 
 
 def load_token(digest: str) -> TokenInfo | None:
-    """One query: the token with this digest (and its team's limits), or None."""
+    """One query: the token with this digest (and its team's limits), or None. The anonymous identity's
+    row is created (no limits, every model) the first time it is asked for."""
     from gateway.models import ApiToken
 
     with borrowed_connection():
         row = ApiToken.objects.select_related("team").filter(digest=digest).first()
+        if row is None and digest == crypto.ANONYMOUS_DIGEST:
+            row = ApiToken.anonymous()
     if row is None:
         return None
     expires = row.expires_at.timestamp() if isinstance(row.expires_at, datetime) else None
-    held = tuple(found for found in (Limits.of("token", row), Limits.of("team", row.team)) if found is not None)
+    owner = "anonymous" if row.is_anonymous else "token"
+    held = tuple(found for found in (Limits.of(owner, row), Limits.of("team", row.team)) if found is not None)
     return TokenInfo(
-        row.id, row.name, row.prefix, row.team_id, row.active, expires, tuple(row.allowed_model_list()), held
+        row.id, row.name, row.prefix, row.team_id, row.active, expires, tuple(row.allowed_model_list()), held,
+        row.is_anonymous, Limits.per_address(owner, row),
     )
 
 
@@ -133,6 +145,9 @@ def check(info: TokenInfo | None) -> TokenInfo:
     """Raise the client's 401 unless the token exists, is active and has not expired."""
     if info is None:
         raise authentication_failed("Incorrect API key provided.")
+    if info.anonymous and not info.active:
+        raise authentication_failed("Anonymous access is switched off here: send an API token as "
+                                    "'Authorization: Bearer <token>' or 'X-AUTH-TOKEN: <token>'.")
     if not info.active:
         raise authentication_failed("This API token has been revoked.")
     if info.expires_at is not None and time.time() >= info.expires_at:
@@ -173,25 +188,45 @@ def authenticate_sync(raw: str | None) -> TokenInfo:
     return check(info if found else _remember(digest, load_token(digest)))
 
 
+async def anonymous() -> TokenInfo:
+    """The anonymous identity, as ``authenticate`` finds a token (cached; one shared query when not)."""
+    digest = crypto.ANONYMOUS_DIGEST
+    found, info = _cached(digest)
+    return check(info if found else _remember(digest, await _load_once(digest)))
+
+
+def anonymous_sync() -> TokenInfo:
+    digest = crypto.ANONYMOUS_DIGEST
+    found, info = _cached(digest)
+    return check(info if found else _remember(digest, load_token(digest)))
+
+
 class GatewayTokenAuthentication(BaseAuthentication):
     """The API token authentication class, for DRF views (``authenticate``) and hot views (``aauthenticate``).
 
     Both return ``(token, token)`` — the token is the request's ``user`` and ``auth`` — or None
-    when the request carries no token (the permission check then answers 401).
+    when the request carries no token (the permission check then answers 401), unless anonymous
+    access is on: then a request without a token is the anonymous identity.
     """
 
     def authenticate(self, request: Request) -> tuple[TokenInfo, TokenInfo] | None:
         raw = raw_token_from({k.lower(): v for k, v in request.headers.items()}, request.query_params)
         if raw is None:
-            return None
-        info = authenticate_sync(raw)
+            if not gateway_settings.ANONYMOUS:
+                return None
+            info = anonymous_sync()
+        else:
+            info = authenticate_sync(raw)
         return info, info
 
     async def aauthenticate(self, request: HotRequest) -> tuple[TokenInfo, TokenInfo] | None:
         raw = raw_token_from(request.headers, request.query)
         if raw is None:
-            return None
-        info = await authenticate(raw)
+            if not gateway_settings.ANONYMOUS:
+                return None
+            info = await anonymous()
+        else:
+            info = await authenticate(raw)
         return info, info
 
     def authenticate_header(self, request: Request) -> str:

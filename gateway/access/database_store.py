@@ -34,7 +34,7 @@ def logged_spend(counter: Counter) -> int:
     """The spend the request log holds for a budget counter's holder and period, in 1e-8 USD."""
     from gateway.models import RequestLog
 
-    rows = RequestLog.objects.filter(**{f"{counter.limits.owner}_id": counter.limits.id})
+    rows = RequestLog.objects.filter(**{counter.limits.column: counter.limits.id})
     if counter.since is not None:
         rows = rows.filter(created_at__gte=datetime.fromtimestamp(counter.since, UTC))
     return units(rows.aggregate(spent=Sum("cost"))["spent"] or Decimal(0))

@@ -1,4 +1,6 @@
-"""Limits per token and per team: requests and tokens per minute, requests in flight, a budget.
+"""Limits per token and per team: requests and tokens per minute, requests in flight, a budget; and a
+token's (in practice the anonymous identity's) requests and tokens per minute and requests in flight per
+client address.
 
 The model: a request needs an amount of several counters at once — one request of each rpm
 window, its reserved tokens of each tpm window, one slot of each parallel limit, its worst-case
@@ -19,9 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from gateway.access import windows
@@ -40,9 +42,11 @@ NON_TEXT_PARTS = frozenset({"image_url", "input_audio", "file", "image"})
 
 @dataclass(frozen=True)
 class Limits:
-    """One holder's limits: a token's or a team's. None = no limit."""
+    """One holder's limits: a token's, a team's, the anonymous identity's (an ApiToken row too), or those
+    of one client address under a token (``address`` set: its counters are that address's alone).
+    None = no limit."""
 
-    owner: str  # "token" | "team"
+    owner: str  # "token" | "team" | "anonymous"
     id: int
     name: str
     rpm: int | None = None
@@ -50,6 +54,7 @@ class Limits:
     parallel: int | None = None
     budget: Decimal | None = None
     budget_period: str = "total"
+    address: str = ""  # the client address (gateway/access/addresses.py) these limits count for
 
     @classmethod
     def of(cls, owner: str, row: Any) -> Limits | None:
@@ -59,9 +64,27 @@ class Limits:
         budget = None if row.budget is None else Decimal(row.budget)
         return cls(owner, row.id, row.name, row.rpm, row.tpm, row.parallel, budget, row.budget_period)
 
+    @classmethod
+    def per_address(cls, owner: str, row: Any) -> Limits | None:
+        """An ApiToken row's limits per client address (no budget: the log does not keep addresses to
+        count one from); None when it has none. ``at`` gives them one address."""
+        values = (row.rpm_per_ip, row.tpm_per_ip, row.parallel_per_ip)
+        if all(value is None for value in values):
+            return None
+        return cls(owner, row.id, row.name, *values)
+
+    def at(self, address: str) -> Limits:
+        return replace(self, address=address)
+
     @cached_property
     def scope(self) -> str:
-        return f"{'tok' if self.owner == 'token' else 'team'}:{self.id}"
+        base = f"{'team' if self.owner == 'team' else 'tok'}:{self.id}"
+        return f"{base}:ip:{self.address}" if self.address else base
+
+    @property
+    def column(self) -> str:
+        """The request log's column that holds the holder's id (budgets are seeded from its spend)."""
+        return "team_id" if self.owner == "team" else "token_id"
 
     @cached_property
     def base_key(self) -> str:
@@ -74,7 +97,8 @@ class Limits:
 
     @property
     def who(self) -> str:
-        return f"{self.owner} '{self.name}'"
+        holder = "anonymous access" if self.owner == "anonymous" else f"{self.owner} '{self.name}'"
+        return f"{holder} from {self.address} (a limit per client address)" if self.address else holder
 
 
 @dataclass(frozen=True)

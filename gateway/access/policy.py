@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.access import limits, stores
-from gateway.access.limits import BUDGET, PARALLEL, RPM, TPM, Counter, Need, Outcome
+from gateway.access.addresses import address_of, client_key
+from gateway.access.limits import BUDGET, PARALLEL, RPM, TPM, Counter, Limits, Need, Outcome
 from gateway.conf import gateway_settings
 from gateway.errors import GatewayError
 from gateway.routing.registry import Entry
@@ -41,13 +42,25 @@ class Grant:
     settled: bool = False
 
 
+def held_by(request: Any) -> tuple[Limits, ...]:
+    """The limits a request falls under: its token's (or the anonymous identity's) and its team's, then
+    the token's limits per client address, for this request's address."""
+    user = getattr(request, "user", None)
+    held = getattr(user, "limits", ())
+    per_address = getattr(user, "per_address", None)
+    if per_address is None:
+        return held
+    return (*held, per_address.at(client_key(address_of(request))))
+
+
 def _unavailable() -> GatewayError:
     return GatewayError(503, "The gateway cannot check this token's limits right now (its limit store is "
                         "unavailable); try again shortly.", "server_error", "limits_unavailable")
 
 
 class TokenLimits:
-    """The limits of the request's token (``request.user``, a ``TokenInfo``) and of its token's team.
+    """The limits of the request's token (``request.user``, a ``TokenInfo``; or the anonymous identity),
+    of its token's team, and the token's limits per client address (``held_by``).
 
     Inference views list it in ``limit_classes``. Their pipeline calls ``check`` right after
     routing and before anything is sent upstream — tpm and budgets need the parsed body
@@ -71,7 +84,7 @@ class TokenLimits:
                     upstream_models: Sequence[str] = ()) -> Grant | None:
         """Check and take every limit the request falls under, in one atomic store call; raises the 429
         (``LimitExceeded``, with the rate-limit headers) or a 403 for an unpriced model under a budget."""
-        held = getattr(request.user, "limits", ())
+        held = held_by(request)
         if not held:
             return None
         now = self.clock()
@@ -135,7 +148,7 @@ class TokenLimits:
     async def headers(self, request: Any) -> dict[str, str]:
         """The rate-limit headers for a response that never reached ``check`` (a 400, 403, 404...): the
         counts as they are, nothing taken. Empty without rpm/tpm limits."""
-        held = getattr(request.user, "limits", ())
+        held = held_by(request)
         if not any(limits_.rpm is not None or limits_.tpm is not None for limits_ in held):
             return {}
         now = self.clock()
@@ -150,7 +163,7 @@ class TokenLimits:
     # -- as a throttle class ---------------------------------------------------------------------------
     def _rpm(self, request: Any) -> tuple[list[Counter], float]:
         now = self.clock()
-        held = getattr(getattr(request, "user", None), "limits", ())
+        held = held_by(request)
         return limits.counters(held, Need(slot=False), now, 0.0, kinds=(RPM,)), now
 
     def _allowed(self, found: list[Counter], outcome: Outcome, now: float) -> bool:

@@ -110,7 +110,8 @@ class GatewayTokenScheme(OpenApiAuthenticationExtension):
         return definitions[: len(self.name)]
 
     def get_security_requirement(self, auto_schema: AutoSchema) -> list[dict[str, list[str]]]:
-        return [{name: []} for name in self.name]
+        # With anonymous access on, no token at all is one more way in (OpenAPI's empty requirement).
+        return [{name: []} for name in self.name] + ([{}] if gateway_settings.ANONYMOUS else [])
 
 
 # --- Request examples ------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""Configuration as code: teams (with their limits), providers and models from a YAML or JSON file,
-applied idempotently.
+"""Configuration as code: teams (with their limits), providers, models and the anonymous identity's
+allow-list and limits from a YAML or JSON file, applied idempotently.
 
 Rows are matched by name: existing ones are updated, new ones created, nothing else is touched
 (except a model's deployments, which become exactly the file's list). A field left out keeps its
-value; a team's limit given as null is removed. Every problem in the file is reported with its
+value; a team's (or the anonymous identity's) limit given as null is removed. Every problem in the file is reported with its
 path, and nothing is applied unless the whole file is valid (one transaction).
 """
 
@@ -23,10 +23,21 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from gateway.access.windows import PERIODS
-from gateway.models import Deployment, ModelEntry, ProviderAccount, Team
+from gateway.models import (
+    ANONYMOUS_DIGEST,
+    ANONYMOUS_NAME,
+    ApiToken,
+    Deployment,
+    ModelEntry,
+    ProviderAccount,
+    Team,
+)
 from providers.registry import ADAPTERS
 
 TEAM_KEYS = {"name", "description", "rpm", "tpm", "parallel", "budget", "budget_period"}
+COUNTS = ("rpm", "tpm", "parallel")
+ANONYMOUS_KEYS = {"allowed_models", "active", *COUNTS, "budget", "budget_period", *ApiToken.PER_ADDRESS_FIELDS}
+SECTIONS = ("teams", "providers", "models", "anonymous")
 PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active"}
 PRICE_KEYS = ("input_price_per_million", "cached_input_price_per_million", "output_price_per_million")
 MODEL_KEYS = {"name", "description", "deployments", *PRICE_KEYS,
@@ -138,6 +149,23 @@ class _Checker:
                     self.problems.append(f"{path}.{name}: {message}")
 
 
+def _limits(check: _Checker, path: str, item: dict[str, Any], row: Team | ApiToken, counts: tuple[str, ...]) -> None:
+    """Set the limits the item gives (null: no limit) on a team's or the anonymous identity's row."""
+    for key in counts:
+        value = item.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            check.problems.append(f"{path}.{key}: must be a whole number >= 0, or null for no limit")
+        elif key in item:
+            setattr(row, key, value)
+    if "budget" in item:
+        row.budget = check.decimal(path, item, "budget")
+    period = item.get("budget_period")
+    if period is not None and period not in PERIODS:
+        check.problems.append(f"{path}.budget_period: must be one of {', '.join(PERIODS)}")
+    elif period is not None:
+        row.budget_period = period
+
+
 def _team(check: _Checker, path: str, item: dict[str, Any]) -> Team:
     check.keys(path, item, TEAM_KEYS, ("name",))
     for key in ("name", "description"):
@@ -145,21 +173,39 @@ def _team(check: _Checker, path: str, item: dict[str, Any]) -> Team:
     team = Team.objects.filter(name=item.get("name")).first() or Team(name=item.get("name"))
     if isinstance(item.get("description"), str):
         team.description = item["description"]
-    for key in ("rpm", "tpm", "parallel"):
-        value = item.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            check.problems.append(f"{path}.{key}: must be a whole number >= 0, or null for no limit")
-        elif key in item:
-            setattr(team, key, value)
-    if "budget" in item:
-        team.budget = check.decimal(path, item, "budget")
-    period = item.get("budget_period")
-    if period is not None and period not in PERIODS:
-        check.problems.append(f"{path}.budget_period: must be one of {', '.join(PERIODS)}")
-    elif period is not None:
-        team.budget_period = period
+    _limits(check, path, item, team, COUNTS)
     check.model_errors(path, team, exclude=[])
     return team
+
+
+def _anonymous(check: _Checker, item: Any) -> ApiToken | None:
+    """The anonymous identity's row (GATEWAY_ANONYMOUS) with the section's allow-list and limits."""
+    path = "anonymous"
+    if item is None:  # (an empty `anonymous:` section)
+        item = {}
+    if not isinstance(item, dict):
+        check.problems.append(f"{path}: must be a mapping")
+        return None
+    check.keys(path, item, ANONYMOUS_KEYS, ())
+    check.typed(path, item, "active", bool, "true or false")
+    row = (ApiToken.objects.filter(digest=ANONYMOUS_DIGEST).first()
+           or ApiToken(digest=ANONYMOUS_DIGEST, name=ANONYMOUS_NAME))
+    if "allowed_models" in item:
+        models = item["allowed_models"]
+        if models is None:
+            models = []
+        if not isinstance(models, list) or not all(isinstance(m, str) and m.strip() for m in models):
+            check.problems.append(f"{path}.allowed_models: must be a list of model names or patterns "
+                                  "(gpt-*, @cf/*); empty or null: every model")
+        elif any("," in m or "\n" in m for m in models):
+            check.problems.append(f"{path}.allowed_models: one model name or pattern per item (no commas)")
+        else:
+            row.allowed_models = "\n".join(m.strip() for m in models)
+    if isinstance(item.get("active"), bool):
+        row.active = item["active"]
+    _limits(check, path, item, row, (*COUNTS, *ApiToken.PER_ADDRESS_FIELDS))
+    check.model_errors(path, row, exclude=["digest", "prefix"])
+    return row
 
 
 def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccount:
@@ -231,14 +277,15 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise ConfigError(["(top level): must be a mapping with 'teams', 'providers' and/or 'models'"])
+        raise ConfigError(["(top level): must be a mapping with 'teams', 'providers', 'models' and/or 'anonymous'"])
     problems: list[str] = []
     document = expand(document, "", problems, settings.ENV if environ is None else environ)
     check = _Checker()
     check.problems = problems
-    for key in sorted(set(document) - {"teams", "providers", "models"}):
-        check.problems.append(f"{key}: unknown section (expected teams, providers, models)")
+    for key in sorted(set(document) - set(SECTIONS)):
+        check.problems.append(f"{key}: unknown section (expected {', '.join(SECTIONS)})")
     teams = [(path, item, _team(check, path, item)) for path, item in check.items(document, "teams")]
+    anonymous = _anonymous(check, document["anonymous"]) if "anonymous" in document else None
     providers = [(path, item, _provider(check, path, item)) for path, item in check.items(document, "providers")]
     names = {str(item.get("name")) for _, item, _ in providers}
     names |= set(ProviderAccount.objects.values_list("name", flat=True))
@@ -253,6 +300,9 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
         for _, _, team in teams:
             (summary.updated if team.pk else summary.created).append(f"team {team.name}")
             team.save()
+        if anonymous is not None:
+            (summary.updated if anonymous.pk else summary.created).append("anonymous access")
+            anonymous.save()
         accounts = {}
         for _, item, account in providers:
             (summary.updated if account.pk else summary.created).append(f"provider {account.name}")

@@ -60,7 +60,7 @@ class TokenFilter(LookupFilter):
 
     def choices_for(self, request: HttpRequest) -> list[tuple[Any, str]]:
         tokens = ApiToken.objects.order_by("name", "pk").values_list("pk", "name", "prefix")[:MAX_TOKEN_CHOICES]
-        return [(str(pk), f"{name} ({prefix}…)") for pk, name, prefix in tokens]
+        return [(str(pk), f"{name} ({prefix}…)" if prefix else f"{name} (no token)") for pk, name, prefix in tokens]
 
 
 def recent_usage_values(column: str) -> set[str]:

@@ -18,16 +18,34 @@ SECRET_KEY_VALUE = "sk-admin-typed-secret-9876543210"
 
 
 def test_new_token_secret_is_shown_once_and_only_its_digest_is_stored(admin_client: Client) -> None:
-    response = admin_client.post(reverse("admin:gateway_apitoken_add"), {"name": "web", "active": "on",
-                                                                        "allowed_models": ""})
+    posted = admin_client.post(reverse("admin:gateway_apitoken_add"), {"name": "web", "active": "on",
+                                                                      "allowed_models": ""})
+    token = ApiToken.objects.get(name="web")
+    assert posted.status_code == 302 and posted["Location"] == reverse("admin:gateway_apitoken_created",
+                                                                       args=[token.pk])
+    assert token.prefix not in posted.content.decode()  # the POST's answer holds no secret
+    response = admin_client.get(posted["Location"])
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     secret = response.context["secret"]
-    token = ApiToken.objects.get(name="web")
-    assert secret.startswith("sk-gw-") and secret in response.content.decode()
+    page = response.content.decode()
+    assert secret.startswith("sk-gw-") and secret in page
     assert token.digest == crypto.token_digest(secret) and token.prefix == secret[:crypto.PREFIX_LENGTH]
+    # ready-to-paste snippets with the gateway's own URL
+    assert "http://testserver/v1/chat/completions" in page and 'base_url="http://testserver/v1"' in page
+    assert f"export OPENAI_API_KEY={secret}" in page
     change_page = admin_client.get(reverse("admin:gateway_apitoken_change", args=[token.pk])).content.decode()
     listing = admin_client.get(reverse("admin:gateway_apitoken_changelist")).content.decode()
     assert secret not in change_page and secret not in listing and token.prefix in listing
+
+
+def test_reloading_the_token_created_page_neither_shows_the_secret_again_nor_creates_a_token(
+        admin_client: Client) -> None:
+    posted = admin_client.post(reverse("admin:gateway_apitoken_add"), {"name": "web", "active": "on"})
+    first = admin_client.get(posted["Location"])
+    secret = first.context["secret"]
+    again = admin_client.get(posted["Location"], follow=True)
+    assert secret not in again.content.decode() and "was shown once" in again.content.decode()
+    assert ApiToken.objects.count() == 1
 
 
 def test_editing_a_token_keeps_its_secret(admin_client: Client) -> None:
@@ -78,6 +96,19 @@ def test_unknown_kind_and_bad_url_are_rejected(admin_client: Client) -> None:
     assert set(response.context["adminform"].form.errors) == {"kind", "base_url"}
 
 
+def test_an_openai_compatible_account_needs_a_base_url_and_the_form_shows_each_kinds_default(
+        admin_client: Client) -> None:
+    form_page = admin_client.get(reverse("admin:gateway_provideraccount_add")).content.decode()
+    assert "openai: https://api.openai.com/v1" in form_page and "openai_compatible: none, required" in form_page
+    response = admin_client.post(reverse("admin:gateway_provideraccount_add"),
+                                 provider_form(kind="openai_compatible", base_url=""))
+    assert response.status_code == 200 and not ProviderAccount.objects.exists()
+    assert "no default URL" in str(response.context["adminform"].form.errors["base_url"])
+    # one saved before this check (or by hand) is not shown as configured
+    legacy = make_provider("legacy", kind="openai_compatible", base_url="", api_key="")
+    assert not legacy.is_configured
+
+
 def test_check_connection_action_reports_and_records_the_result(admin_client: Client, fake_openai) -> None:
     good = make_provider("good", base_url=fake_openai.base_url)
     bad = make_provider("bad", base_url=fake_openai.base_url, api_key="sk-wrong-key-000000000000")
@@ -109,18 +140,25 @@ def test_model_with_deployments_is_edited_in_one_page(admin_client: Client) -> N
 def test_request_logs_are_searchable_by_session_and_read_only(admin_client: Client) -> None:
     from django.utils import timezone
 
-    RequestLog.objects.create(created_at=timezone.now(), request_id="req_1", endpoint="chat.completions",
-                              status_code=200, session_id="sess-abc")
+    one = RequestLog.objects.create(created_at=timezone.now(), request_id="req_1", endpoint="chat.completions",
+                                    requested_model="model-one", status_code=200, session_id="sess-abc",
+                                    prompt_tokens=1200, completion_tokens=34)
     RequestLog.objects.create(created_at=timezone.now(), request_id="req_2", endpoint="chat.completions",
-                              status_code=500, session_id="other")
+                              requested_model="model-two", status_code=500, session_id="other")
     page = admin_client.get(reverse("admin:gateway_requestlog_changelist"), {"q": "sess-abc"}).content.decode()
-    assert "req_1" in page and "req_2" not in page
+    assert "model-one" in page and "model-two" not in page and "1,200 + 34" in page
+    by_id = admin_client.get(reverse("admin:gateway_requestlog_changelist"), {"q": "req_2"}).content.decode()
+    assert "model-two" in by_id and "model-one" not in by_id
     filtered = admin_client.get(reverse("admin:gateway_requestlog_changelist"), {"status_code": "500"}).content.decode()
-    assert "req_2" in filtered and "req_1" not in filtered
+    assert "model-two" in filtered and "model-one" not in filtered
     assert admin_client.get(reverse("admin:gateway_requestlog_add")).status_code == 403
     session = admin_client.get(reverse("admin:gateway_requestlog_changelist"), {"session_id": "sess-abc"})
-    assert session.status_code == 200 and "req_1" in session.content.decode() and "req_2" not in session.content.decode()
+    assert session.status_code == 200 and "model-one" in session.content.decode()
+    assert "model-two" not in session.content.decode()
     assert 'href="?session_id=sess-abc"' in page
+    # rows leave only through the retention command: no delete in the admin, not even one by one
+    assert admin_client.post(reverse("admin:gateway_requestlog_delete", args=[one.pk]), {"post": "yes"}).status_code == 403
+    assert RequestLog.objects.count() == 2
 
 
 def test_limits_are_edited_on_tokens_and_teams_and_shown_in_their_lists(admin_client: Client) -> None:
@@ -140,3 +178,17 @@ def test_limits_are_edited_on_tokens_and_teams_and_shown_in_their_lists(admin_cl
     refused = admin_client.post(reverse("admin:gateway_team_change", args=[team.pk]),
                                 {"name": "platform", "budget": "-1", "budget_period": "monthly"})
     assert refused.status_code == 200 and Team.objects.get().budget == Decimal("50")
+
+
+def test_a_token_allowed_models_nothing_serves_saves_with_a_warning(admin_client: Client) -> None:
+    ModelEntry.objects.create(name="gpt-4o-mini")
+    ModelEntry.objects.create(name="@cf/*")
+    response = admin_client.post(reverse("admin:gateway_apitoken_add"), {
+        "name": "web", "active": "on", "allowed_models": "gpt-4o-mini, gpt-*, @cf/meta/llama-3, gtp-4o, claude-*"},
+        follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert ApiToken.objects.filter(name="web").exists()
+    assert any("gtp-4o, claude-*" in m and "cannot use it" in m for m in shown), shown
+    quiet = admin_client.post(reverse("admin:gateway_apitoken_add"), {
+        "name": "ok", "active": "on", "allowed_models": "gpt-4o-mini"}, follow=True)
+    assert not any("cannot use it" in str(m) for m in quiet.context["messages"])

@@ -71,3 +71,15 @@ def test_limit_options_are_checked() -> None:
         run("update", "twin", "--rpm", "5")
     with pytest.raises(CommandError, match="No token"):
         run("update", "nobody", "--rpm", "5")
+
+
+def test_the_anonymous_identity_is_listed_without_a_prefix_updated_by_name_and_keeps_its_name() -> None:
+    ApiToken.anonymous()
+    run("update", "anonymous", "--rpm", "30")
+    assert ApiToken.objects.get(name="anonymous").rpm == 30
+    assert "(no token)  anonymous  team=-  active  limits: 30 rpm" in run("list")
+    with pytest.raises(CommandError, match="always named 'anonymous'"):
+        run("update", "anonymous", "--name", "public")
+    with pytest.raises(CommandError, match="anonymous identity's name"):
+        run("create", "--name", "anonymous")
+    assert ApiToken.objects.count() == 1

@@ -101,3 +101,29 @@ def test_serving_beyond_loopback_in_local_mode_says_which_variable_to_set(bind: 
     with override_settings(ALLOWED_HOSTS=["localhost", "127.0.0.1", "[::1]"]):
         Command(stdout=out).next_steps(bind)
     assert ("set DJANGO_ALLOWED_HOSTS" in out.getvalue()) is hint
+
+
+def test_a_first_start_says_it_migrated_and_a_later_one_that_nothing_was_left(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
+    env.pop("REDIS_URL", None)
+    run = "from gateway.management.commands.gateway_serve import Command; Command().migrate()"
+    first = manage(env, "shell", "-c", run)
+    assert "Database migrated: applied" in first and "up to date" not in first
+    assert "Database is up to date (no migrations to apply)." in manage(env, "shell", "-c", run)
+
+
+@pytest.mark.django_db
+def test_serving_with_anonymous_access_says_so_and_its_identity_is_no_issued_token(settings) -> None:
+    from io import StringIO
+
+    from gateway.management.commands.gateway_serve import Command
+    from gateway.models import ApiToken
+
+    ApiToken.anonymous()
+    out = StringIO()
+    Command(stdout=out).next_steps("127.0.0.1:8000")
+    assert "Issue an API token" in out.getvalue() and "Anonymous access is on" not in out.getvalue()
+    settings.GATEWAY = {"ANONYMOUS": True}
+    out = StringIO()
+    Command(stdout=out).next_steps("127.0.0.1:8000")
+    assert "Anonymous access is on (GATEWAY_ANONYMOUS)" in out.getvalue() and "anyone who can reach" in out.getvalue()

@@ -66,8 +66,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["no_migrate"]:
-            call_command("migrate", interactive=False, verbosity=0)
-            self.stdout.write("Database is up to date.")
+            self.migrate()
         if not options["no_defaults"] and registry_is_empty():
             apply(load(DEFAULTS))
             self.stdout.write(f"First start: loaded the default registry (gateway/config/defaults/{DEFAULTS.name}: "
@@ -77,14 +76,31 @@ class Command(BaseCommand):
         argv = gunicorn_argv(options["bind"], options["workers"], metrics_dir() if gateway_settings.METRICS else "")
         os.execv(argv[0], argv)
 
+    def migrate(self) -> None:
+        """Apply the migrations not yet applied, and say how many there were."""
+        from django.db import connection
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        pending = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        call_command("migrate", interactive=False, verbosity=0)
+        if pending:
+            self.stdout.write(f"Database migrated: applied {pending} migration{'s' if pending != 1 else ''}.")
+        else:
+            self.stdout.write("Database is up to date (no migrations to apply).")
+
     def next_steps(self, bind: str) -> None:
         from django.contrib.auth import get_user_model
 
-        from gateway.models import ApiToken, ProviderAccount
+        from gateway.models import ANONYMOUS_DIGEST, ApiToken, ProviderAccount
 
         url = f"http://{bind}"
         manage = f"{sys.executable} manage.py"
         self.stdout.write(f"Gateway starting on {url} (admin: {url}/admin/, API: {url}/v1)")
+        if gateway_settings.ANONYMOUS:
+            self.stdout.write("Anonymous access is on (GATEWAY_ANONYMOUS): requests without a token are served as "
+                              "'anonymous', within the config file's `anonymous:` limits, to anyone who can reach "
+                              f"{bind}.")
         steps = []
         if not get_user_model().objects.filter(is_superuser=True).exists():
             steps.append(f"Create the first admin user:      {manage} createsuperuser")
@@ -92,7 +108,7 @@ class Command(BaseCommand):
             steps.append(f"Add a provider and a model:       {url}/admin/  or  {manage} gateway_apply FILE.yaml")
         elif not any(p.is_configured for p in ProviderAccount.objects.filter(active=True)):
             steps.append(f"Add a provider API key:           {url}/admin/gateway/provideraccount/")
-        if not ApiToken.objects.exists():
+        if not ApiToken.objects.exclude(digest=ANONYMOUS_DIGEST).exists():
             steps.append(f"Issue an API token:               {manage} gateway_token create --name my-app")
         host = bind.rpartition(":")[0].strip("[]")
         loopback_only = set(settings.ALLOWED_HOSTS) <= set(getattr(settings, "LOOPBACK_HOSTS", ()))

@@ -125,7 +125,8 @@ class Command(BaseCommand):
             state = "revoked" if not token.active else "expired" if token.expires_at and token.expires_at <= now else "active"
             used = token.last_used_at.isoformat(timespec="seconds") if token.last_used_at else "never"
             team = token.team.name if token.team else "-"
-            self.stdout.write(f"{token.prefix}…  {token.name}  team={team}  {state}  limits: {token.limits_summary()}"
+            shown = "(no token)" if token.is_anonymous else f"{token.prefix}…"
+            self.stdout.write(f"{shown}  {token.name}  team={team}  {state}  limits: {token.limits_summary()}"
                               f"  last used: {used}")
 
     def _revoke(self, token: str, **_: Any) -> None:

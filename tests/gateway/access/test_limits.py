@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -151,3 +152,23 @@ def test_a_request_larger_than_a_limit_says_so_and_is_not_worth_retrying() -> No
     total = limits.counters((Limits("team", 1, "p", budget=Decimal(1)),), Need(cost=5), now, lease=60)[0]
     refused = limits.refusal(total, 100_000_000, need, now, {})
     assert refused.retry_after is None and "does not reset" in refused.message
+
+
+def test_limits_per_client_address_have_counters_of_their_own_and_say_whose_they_are() -> None:
+    row = SimpleNamespace(id=5, name="anonymous", rpm_per_ip=2, tpm_per_ip=500, parallel_per_ip=None)
+    per_address = Limits.per_address("anonymous", row)
+    assert per_address is not None and per_address.budget is None and per_address.parallel is None
+    assert Limits.per_address("token", SimpleNamespace(id=1, name="t", rpm_per_ip=None, tpm_per_ip=None,
+                                                       parallel_per_ip=None)) is None
+    held = (Limits("anonymous", 5, "anonymous", rpm=100), per_address.at("203.0.113.7"), per_address.at("2001:db8::/64"))
+    now = at("2026-03-04 10:20:30")
+    found = limits.counters(held, Need(1, 10, 90), now, lease=60)
+    keys = [c.key for c in found]
+    assert keys[0].startswith("gw:lim:tok:5:rpm:") and keys[1].startswith("gw:lim:tok:5:ip:203.0.113.7:rpm:")
+    assert keys[2].startswith("gw:lim:tok:5:ip:2001:db8::/64:rpm:") and len(set(keys)) == len(keys) == 5
+    assert held[0].column == held[1].column == "token_id" and Limits("team", 1, "p").column == "team_id"
+    tpm = next(c for c in found if c.kind == TPM and c.limits.address == "203.0.113.7")
+    message = limits.refusal(tpm, 450, Need(1, 10, 90), now, {}).message
+    assert "anonymous access from 203.0.113.7 (a limit per client address) allows 500 tokens per minute" in message
+    assert limits.refusal(found[0], 100, Need(), now, {}).message.startswith(
+        "Rate limit reached for requests per minute (rpm): anonymous access allows 100")

@@ -145,6 +145,14 @@ def test_the_query_token_is_not_documented_when_it_is_switched_off(client: Clien
     assert document["paths"]["/v1/chat/completions"]["post"]["security"] == [{"bearerAuth": []}, {"xAuthToken": []}]
 
 
+def test_with_anonymous_access_no_token_is_documented_as_one_more_way_in(client: Client, settings: Any) -> None:
+    settings.GATEWAY = {"ANONYMOUS": True}
+    document = client.get("/v1/openapi.json").json()
+    assert document["paths"]["/v1/chat/completions"]["post"]["security"][-1] == {}
+    assert document["paths"]["/v1/models"]["get"]["security"][-1] == {}
+    validate(document)
+
+
 def test_the_documented_capabilities_are_the_registrys(document: dict[str, Any]) -> None:
     capabilities = document["components"]["schemas"]["Capabilities"]["properties"]
     assert set(capabilities) == set(ModelEntry.CAPABILITIES)

@@ -112,6 +112,9 @@ def test_bare_hostnames_are_valid_base_urls_but_nonsense_is_not(tmp_path: Path, 
     with pytest.raises(CommandError, match=r"providers\[0\].base_url: Enter a URL"):
         apply(write(tmp_path, ok.replace("http://ollama:11434/v1", "ftp:/nowhere")), monkeypatch)
 
+    with pytest.raises(CommandError, match=r"providers\[0\].base_url: This kind has no default URL"):
+        apply(write(tmp_path, "providers: [{name: q, kind: openai_compatible}]\n"), monkeypatch)
+
 
 TEAMS = """
 teams:

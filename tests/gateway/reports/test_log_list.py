@@ -34,7 +34,9 @@ def logs() -> dict[str, object]:
 
 
 def shown(page: str) -> set[str]:
-    return set(re.findall(r"req_\d", page))
+    """The request ids of the rows listed (each row links to its own page)."""
+    ids = {int(pk) for pk in re.findall(r"/requestlog/(\d+)/change/", page)}
+    return set(RequestLog.objects.filter(pk__in=ids).values_list("request_id", flat=True))
 
 
 def test_team_and_token_filters_select_their_rows(admin_client: Client, logs: dict) -> None:
