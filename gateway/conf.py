@@ -106,6 +106,15 @@ DEFAULTS: dict[str, Any] = {
     # ``previous_response_id`` and ``GET /v1/responses/{id}``: `manage.py gateway_responses prune`
     # deletes older ones (run it daily, as the log's prune). 0: keep them until deleted.
     "RESPONSES_RETENTION_DAYS": 30,
+    # Prometheus metrics of the /v1 calls at GET /metrics (every worker's counts); off: /metrics is a 404
+    # and nothing is counted.
+    "METRICS": False,
+    # The secret a scrape presents as `Authorization: Bearer <METRICS_TOKEN>`. Empty: OPS_TOKEN is
+    # accepted instead; with neither, /metrics answers no one (and the environment cannot enable it).
+    "METRICS_TOKEN": "",
+    # Where `manage.py gateway_serve` keeps the workers' metric files (emptied at each start). Empty: a new
+    # temporary directory per start, removed when the server exits.
+    "METRICS_DIR": "",
 }
 
 

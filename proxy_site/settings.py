@@ -323,13 +323,29 @@ CORS_EXPOSE_HEADERS = (
     "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
 )
 
+def _log_format(name: str) -> str:
+    """text (default) or json (one JSON object per line, for a log pipeline)."""
+    value = (ENV.get(name) or "text").strip().lower()
+    if value not in ("text", "json"):
+        raise ImproperlyConfigured(f"{name}={ENV[name]!r}: use text or json")
+    return value
+
+
+# Logging, configured here only. GATEWAY_LOG_FORMAT: text or json (gateway/log_format.py).
+# GATEWAY_LOG_REQUESTS: one line per finished /v1 call on the "gateway.requests" logger (written off
+# the event loop, gateway/usage/request_lines.py); default on in development and with the json format.
+LOG_FORMAT = _log_format("GATEWAY_LOG_FORMAT")
+LOG_REQUESTS = _bool("GATEWAY_LOG_REQUESTS", DEBUG or LOG_FORMAT == "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Every log line passes the redactor: no piece of a provider key is written to a log.
     "filters": {"redact": {"()": "gateway.redaction.RedactLogRecords"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    "formatters": {"text": {"()": "gateway.log_format.TextFormatter"},
+                   "json": {"()": "gateway.log_format.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": ENV.get("GATEWAY_LOG_LEVEL", "WARNING")},
+    "loggers": {"gateway.requests": {"level": "INFO" if LOG_REQUESTS else "WARNING"}},
 }
 
 # --- Gateway ---------------------------------------------------------------------------
@@ -370,5 +386,14 @@ _GATEWAY_ENV = {
     "BUDGET_ALLOWS_UNPRICED_MODELS": ("GATEWAY_BUDGET_ALLOWS_UNPRICED_MODELS", _bool),
     "ANONYMOUS": ("GATEWAY_ANONYMOUS", _bool),
     "RESPONSES_RETENTION_DAYS": ("GATEWAY_RESPONSES_RETENTION_DAYS", _int),
+    "METRICS": ("GATEWAY_METRICS", _bool),
+    "METRICS_TOKEN": ("GATEWAY_METRICS_TOKEN", _str),
+    "METRICS_DIR": ("GATEWAY_METRICS_DIR", _str),
 }
 GATEWAY = {name: parse(var, None) for name, (var, parse) in _GATEWAY_ENV.items() if ENV.get(var)}
+if GATEWAY.get("METRICS") and not (GATEWAY.get("METRICS_TOKEN") or GATEWAY.get("OPS_TOKEN")):
+    raise ImproperlyConfigured("GATEWAY_METRICS=true needs GATEWAY_METRICS_TOKEN (or GATEWAY_OPS_TOKEN): /metrics is "
+                               "never open, a scrape sends `Authorization: Bearer <token>`.")
+# Set by `manage.py gateway_serve` for its workers when the metrics are on: where every worker writes its
+# metric files (prometheus_client's multiprocess mode), so that one worker's scrape counts them all.
+METRICS_MULTIPROCESS_DIR = ENV.get("PROMETHEUS_MULTIPROC_DIR", "")

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from gateway import errors
 from gateway.api import catalog, openapi, views
+from gateway.api.metrics import metrics_view
 from gateway.inference import views as inference
 from gateway.responses import views as stored_responses
 
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
+    path("metrics", metrics_view, name="metrics"),  # (a 404 unless GATEWAY_METRICS)
     path("v1/models", views.ModelList.as_view(), name="models"),
     path("v1/models/<path:model>", views.ModelDetail.as_view(), name="model-detail"),
     path("v1/tokenize", views.Tokenize.as_view(), name="tokenize"),

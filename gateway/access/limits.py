@@ -292,6 +292,8 @@ def need(held: Sequence[Limits], body: dict[str, Any], entry: Entry, generates: 
 class LimitExceeded(GatewayError):
     """A request a limit refused: 429, before any upstream call."""
 
+    limit = ""  # which: BUDGET, RPM, TPM or PARALLEL (the metrics count refusals by it)
+
 
 def rate_headers(found: Sequence[Counter], outcome: Outcome, now: float) -> dict[str, str]:
     """OpenAI's ``x-ratelimit-*`` headers: the requests trio when an rpm limit applies, the tokens trio
@@ -327,8 +329,10 @@ def refusal(counter: Counter, value: int, need: Need, now: float, headers: dict[
             resets = f" It resets at {windows.when(counter.resets_at)} (in {windows.duration(counter.resets_at - now)})."
         message = (f"Budget exhausted: {who} has a {period} budget of {usd(limit)}; {usd(value)} is spent or "
                    f"reserved and this request may cost up to {usd(counter.amount)}.{resets}")
-        return LimitExceeded(429, message, "insufficient_quota", "insufficient_quota", retry_after=retry,
-                             headers=headers)
+        refused = LimitExceeded(429, message, "insufficient_quota", "insufficient_quota", retry_after=retry,
+                                headers=headers)
+        refused.limit = counter.kind
+        return refused
     if counter.kind == PARALLEL:
         message = (f"Rate limit reached for parallel requests: {who} allows {limit} requests in flight at "
                    f"once and {value} are running. Retry when one of them has finished.")
@@ -344,5 +348,7 @@ def refusal(counter: Counter, value: int, need: Need, now: float, headers: dict[
     else:
         message = (f"Rate limit reached for tokens per minute (tpm): {who} allows {limit} tokens per minute; "
                    f"{value} are used or reserved in this minute and this request needs {needs}.{resets}")
-    return LimitExceeded(429, message, "rate_limit_error", "rate_limit_exceeded", retry_after=retry,
-                         headers=headers)
+    refused = LimitExceeded(429, message, "rate_limit_error", "rate_limit_exceeded", retry_after=retry,
+                            headers=headers)
+    refused.limit = counter.kind
+    return refused

@@ -38,6 +38,7 @@ async def send_with_fallbacks(
         except upstream.UpstreamUnavailable as exc:
             last_error = ProviderError(504 if exc.timeout else 502, f"{exc} (provider account '{route.account.name}')",
                                        "upstream_error", "upstream_timeout" if exc.timeout else "upstream_unreachable")
+            call.upstream_failed("timeout" if exc.timeout else "unreachable", last_error)
             continue
         if response.status < 400:
             return adapter, request, response
@@ -46,6 +47,7 @@ async def send_with_fallbacks(
         except (ProviderError, upstream.UpstreamUnavailable):
             body = b""
         last_error = adapter.error(response.status, body, response.headers.get("retry-after"))
+        call.upstream_failed(str(response.status), last_error)
         if response.status not in RETRY_STATUSES:
             break
     assert last_error is not None

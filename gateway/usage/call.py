@@ -15,6 +15,8 @@ from gateway.conf import gateway_settings
 from gateway.routing.registry import Entry, Route
 from gateway.usage.clean import clean_row
 from gateway.usage.log_writer import writer
+from gateway.usage.metrics import Observation
+from gateway.usage.observer import observer
 from providers.base import ProviderError, Usage
 
 
@@ -24,6 +26,13 @@ def _keeps_bodies(mode: str | bool, status: int) -> bool:
     if mode is True or mode == "all":
         return True
     return mode == "errors" and status >= 400
+
+
+# The gateway's own codes for an upstream's trouble after it was reached (a broken stream, an answer
+# that could not be read, the deadline), as the causes gateway_upstream_errors_total counts.
+UPSTREAM_CAUSES = {"upstream_timeout": "timeout", "upstream_unreachable": "unreachable",
+                   "upstream_malformed": "malformed", "stream_incomplete": "stream_failed",
+                   "upstream_stream_failed": "stream_failed"}
 
 
 @dataclass
@@ -47,6 +56,9 @@ class Call:
     logged: bool = False
     request_body: bytes = b""
     response_body: bytes = b""
+    # (provider account, cause) of each failed upstream attempt, for the metrics; None: none failed.
+    upstream_errors: list[tuple[str, str]] | None = None
+    _upstream_error: ProviderError | None = None  # the last one counted (not counted again by fail())
 
     def first_token(self) -> None:
         if self.ttft is None:
@@ -54,6 +66,16 @@ class Call:
 
     def fail(self, error: ProviderError) -> None:
         self.status, self.error = error.status, error
+        if error is not self._upstream_error and (cause := UPSTREAM_CAUSES.get(error.code or "")):
+            self.upstream_failed(cause, error)
+
+    def upstream_failed(self, cause: str, error: ProviderError | None = None) -> None:
+        """Count a failed attempt at the current deployment: ``cause`` is the upstream's HTTP status,
+        or timeout, unreachable, malformed, stream_failed (gateway/usage/metrics.py)."""
+        if self.upstream_errors is None:
+            self.upstream_errors = []
+        self.upstream_errors.append((self.route.account.name if self.route else "", cause))
+        self._upstream_error = error
 
     def upstream_model(self) -> str:
         """The upstream model id that served the call (the requested name before one was chosen)."""
@@ -113,6 +135,22 @@ class Call:
         A failed authentication past the minute's quota is only counted (``admit_auth_failure``)."""
         if not self.logged:
             self.logged = True
+            observe = observer.wanted
             if self.auth_failed() and not writer.admit_auth_failure(self):
+                if observe:  # counted in the metrics, but without a log line either
+                    observer.add(Observation(self.brief_row(), "", "", "", (), quiet=True))
                 return
-            writer.enqueue(self.row())
+            row = self.row()
+            writer.enqueue(row)
+            if observe:
+                observer.add(self.observation(row))
+
+    def observation(self, row: dict[str, Any]) -> Observation:
+        """What the metrics and the request's log line take from this call (gateway/usage/observer.py)."""
+        return Observation(row, self.entry.name if self.entry else "", self.token.prefix if self.token else "",
+                           getattr(self.error, "limit", ""), tuple(self.upstream_errors or ()))
+
+    def brief_row(self) -> dict[str, Any]:
+        """The few values the metrics need, for a failed authentication that gets no log row."""
+        return {"created_at": self.created_at, "request_id": self.request_id, "endpoint": self.endpoint,
+                "status_code": self.status, "latency_ms": int((time.perf_counter() - self.started) * 1000)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -12,9 +14,29 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from gateway.conf import gateway_settings
 from gateway.config.file import DEFAULTS, apply, load, registry_is_empty
+from gateway.edge import gunicorn_hooks
 
 
-def gunicorn_argv(bind: str, workers: int) -> list[str]:
+def metrics_dir() -> str:
+    """The directory where the workers will write their metric files, emptied now (GATEWAY_METRICS_DIR,
+    else a new temporary directory, which the server removes when it exits)."""
+    if not gateway_settings.METRICS_DIR:
+        return tempfile.mkdtemp(prefix=gunicorn_hooks.TEMPORARY_PREFIX)
+    path = Path(gateway_settings.METRICS_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    gunicorn_hooks.clear(path)
+    return str(path)
+
+
+def metrics_argv(path: str) -> list[str]:
+    """With the metrics on: each worker writes its counts under ``path`` (prometheus_client's
+    multiprocess mode, chosen by the variable when the worker imports it), and the master's hooks
+    tidy up after workers that exit (gateway/edge/gunicorn_hooks.py)."""
+    return ["--env", f"{gunicorn_hooks.MULTIPROCESS_VARIABLE}={path}",
+            "--config", f"python:{gunicorn_hooks.__name__}"]
+
+
+def gunicorn_argv(bind: str, workers: int, metrics_path: str = "") -> list[str]:
     """The gunicorn command line; each setting is the one measured in bench/ (see README)."""
     config = gateway_settings
     return [
@@ -28,6 +50,7 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
         "--timeout", "0",  # async workers heartbeat on their own; long streams are normal
         *(["--access-logfile", "-"] if settings.DEBUG else []),
         "--log-level", "warning",
+        *(metrics_argv(metrics_path) if metrics_path else []),
     ]
 
 
@@ -50,7 +73,7 @@ class Command(BaseCommand):
                               "its provider accounts and models).")
         self.next_steps(options["bind"])
         sys.stdout.flush()
-        argv = gunicorn_argv(options["bind"], options["workers"])
+        argv = gunicorn_argv(options["bind"], options["workers"], metrics_dir() if gateway_settings.METRICS else "")
         os.execv(argv[0], argv)
 
     def migrate(self) -> None:

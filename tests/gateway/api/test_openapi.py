@@ -22,8 +22,9 @@ from tests.conftest import UPSTREAM_KEY, make_model, make_provider, make_token
 
 pytestmark = pytest.mark.django_db
 
-# Served by Django but not part of the API: the admin's HTML, the root's redirect to it, the docs page.
-NOT_API = {"/", "/v1/docs"}
+# Served by Django but not part of the API: the admin's HTML, the root's redirect to it, the docs page, and
+# Prometheus' scrape (its text format; off unless GATEWAY_METRICS, see README "Metrics and logs").
+NOT_API = {"/", "/v1/docs", "/metrics"}
 ERROR_FIELDS = {"message", "type", "param", "code"}
 
 
