@@ -10,8 +10,10 @@ Function tools inside a ``namespace`` become plain function tools named ``<names
 (chat tools have no namespaces); a call of one comes back as a ``function_call`` with its
 ``namespace`` and ``name`` again. A ``custom`` tool with free-text input becomes a function with
 one string parameter ``input``, and its call comes back as a ``custom_tool_call``; a custom tool
-bound to a grammar, and every hosted tool (web search, file search, ...), is a 400: a chat model
-cannot honour them.
+bound to a grammar, and every hosted tool (file search, code interpreter, ...), is a 400: a chat
+model cannot honour them. The one exception is web search, which clients such as Codex CLI offer the
+model on every request as an optional extra: it is left out (the model answers without searching),
+unless ``tool_choice`` requires it (a 400).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import orjson
 from providers.parameters import UNSUPPORTED_VALUE, invalid, refusal
 
 NAMESPACE_SEPARATOR = "__"
+# Hosted tools offered as optional extras: left out of a translated request rather than refused.
+OPTIONAL_HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_preview_2025_03_11"})
 CUSTOM_INPUT = {"type": "object", "properties": {"input": {"type": "string", "description": "The tool's input."}},
                 "required": ["input"], "additionalProperties": False}
 
@@ -220,6 +224,8 @@ def _tools(tools: Any, provider: str) -> tuple[list[dict[str, Any]], dict[str, l
         at = f"tools[{i}]"
         if not isinstance(tool, dict):
             raise invalid(at, f"'{at}' must be an object.", "invalid_type")
+        if tool.get("type") in OPTIONAL_HOSTED_TOOLS:
+            continue
         if tool.get("type") == "namespace":
             namespace = tool.get("name")
             if not isinstance(namespace, str) or not namespace or not isinstance(tool.get("tools"), list):

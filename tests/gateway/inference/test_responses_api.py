@@ -244,7 +244,7 @@ def test_a_token_limited_to_other_models_is_refused(setup: dict) -> None:
     ({"model": "gpt-4o-mini", "input": 5}, "input"),
     ({"model": "gpt-4o-mini", "input": "x", "store": "yes"}, "store"),
     ({"model": "gpt-4o-mini", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
-    ({"model": "claude-haiku-4-5", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"model": "claude-haiku-4-5", "input": "x", "tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
     ({"model": "claude-haiku-4-5", "input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
     ({"model": "gemini-2.5-flash", "input": "x", "tools": [{"type": "custom", "name": "patch", "format": {
         "type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}]}, "tools[0].format"),

@@ -91,3 +91,10 @@ def test_what_chat_cannot_express_is_a_400_naming_the_field(body: dict, param: s
     with pytest.raises(ProviderError) as caught:
         chat_body(body, "Test")
     assert caught.value.status == 400 and caught.value.param == param
+
+
+def test_an_optional_web_search_tool_is_left_out_the_model_answers_without_it() -> None:
+    """Codex CLI offers {"type": "web_search"} on every request: refusing it would refuse Codex."""
+    chat, _ = chat_body({"input": "x", "tools": [{"type": "web_search", "external_web_access": False},
+                                                 {"type": "function", "name": "shell", "parameters": {}}]}, "Test")
+    assert [t["function"]["name"] for t in chat["tools"]] == ["shell"]
