@@ -30,7 +30,8 @@ RUN DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-only-not-a-secret DJANGO_
     python manage.py collectstatic --noinput --verbosity 0
 
 # Not root: the code and static files stay root's, read-only to the user that runs the gateway.
-RUN useradd --system --no-create-home --home-dir /app --shell /usr/sbin/nologin gateway
+# Its home is its own: gunicorn (25.1 and later) puts its control socket in ~/.gunicorn.
+RUN useradd --system --create-home --home-dir /home/gateway --shell /usr/sbin/nologin gateway
 USER gateway
 
 ENV DJANGO_DEBUG=false \
