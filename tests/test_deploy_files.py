@@ -133,7 +133,7 @@ def test_the_dockerfile_builds_a_non_root_production_image(dockerfile: list[tupl
 
 def test_the_image_leaves_out_local_state_secrets_and_tests() -> None:
     ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
-    assert {".git", ".venv", ".secret_key", ".env", "tests", "bench", "build", "*.sqlite3"} <= ignored
+    assert {".git", ".venv", ".secret_key", ".env", "deploy/tls", "tests", "bench", "build", "*.sqlite3"} <= ignored
     assert "README.md" not in ignored and "deploy" not in ignored  # pyproject's readme; the health check
 
 
