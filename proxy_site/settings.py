@@ -11,7 +11,7 @@ Everything an operator can change is an environment variable read here, once:
 - GATEWAY_ENCRYPTION_KEYS comma-separated keys that encrypt provider API keys at rest (the first
                           encrypts, all decrypt, so keys can be rotated); derived from the
                           secret key if unset
-- DJANGO_ALLOWED_HOSTS, DJANGO_SECURE_*, GATEWAY_* tuning knobs below.
+- DJANGO_ALLOWED_HOSTS, DJANGO_SECURE_*, DJANGO_STATIC_ROOT, GATEWAY_* tuning knobs below.
 """
 
 from __future__ import annotations
@@ -272,8 +272,19 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Static files (the admin's and the API docs' CSS/JS), served by the gateway itself with WhiteNoise
+# (gateway/edge/static.py). Production: from STATIC_ROOT, which `collectstatic` fills (gateway_serve
+# runs it, the Dockerfile at build time) with content-hashed names, cached by browsers for good
+# (immutable), and gzip copies; the app refuses to start without them. Local and development modes:
+# straight from the apps' directories (WhiteNoise's finders), nothing to collect.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "build" / "static"
+STATIC_ROOT = Path(_str("DJANGO_STATIC_ROOT", None) or BASE_DIR / "build" / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if PRODUCTION
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["gateway.access.authentication.GatewayTokenAuthentication"],

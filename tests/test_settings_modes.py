@@ -95,7 +95,11 @@ HTTPS_PROBE = """
 import django, json
 from proxy_site.settings import use_these_settings
 use_these_settings(); django.setup()
-from django.test import Client
+from django.conf import settings
+from django.test import Client, override_settings
+# (no collectstatic here: the admin page links its CSS by the plain names, which is not what this checks)
+override_settings(STORAGES={**settings.STORAGES, "staticfiles": {
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}).enable()
 c = Client(HTTP_HOST="gw.example.com", raise_request_exception=False)
 plain, secure, health = c.get("/admin/login/"), c.get("/admin/login/", secure=True), c.get("/health")
 proxied = c.get("/admin/login/", HTTP_X_FORWARDED_PROTO="https")

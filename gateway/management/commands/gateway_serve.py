@@ -1,4 +1,5 @@
-"""Start the gateway: apply migrations, say what to do next, then become gunicorn (uvicorn workers)."""
+"""Start the gateway: apply migrations, collect static files (production mode), say what to do next, then
+become gunicorn (uvicorn workers)."""
 
 from __future__ import annotations
 
@@ -63,14 +64,25 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true", help="Skip `migrate`.")
         parser.add_argument("--no-defaults", action="store_true",
                             help="Do not load the default registry into an empty database.")
+        parser.add_argument("--no-collectstatic", action="store_true",
+                            help="Skip `collectstatic` (production mode runs it; e.g. when the image already did).")
+        parser.add_argument("--prepare-only", action="store_true",
+                            help="Migrate, collect static files and load the defaults, then exit without serving "
+                                 "(a one-shot step before several instances start).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["no_migrate"]:
             self.migrate()
+        if getattr(settings, "PRODUCTION", False) and not options["no_collectstatic"]:
+            # Production serves STATIC_ROOT's content-hashed copies (settings, "Static files").
+            call_command("collectstatic", interactive=False, verbosity=0)
+            self.stdout.write(f"Static files collected into {settings.STATIC_ROOT}.")
         if not options["no_defaults"] and registry_is_empty():
             apply(load(DEFAULTS))
             self.stdout.write(f"First start: loaded the default registry (gateway/config/defaults/{DEFAULTS.name}: "
                               "its provider accounts and models).")
+        if options["prepare_only"]:
+            return
         self.next_steps(options["bind"])
         sys.stdout.flush()
         argv = gunicorn_argv(options["bind"], options["workers"], metrics_dir() if gateway_settings.METRICS else "")
