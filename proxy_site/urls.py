@@ -13,6 +13,8 @@ urlpatterns = [
     path("v1/chat/completions", inference.ChatCompletions.as_view(), name="chat-completions"),
     path("v1/completions", inference.Completions.as_view(), name="completions"),
     path("v1/embeddings", inference.Embeddings.as_view(), name="embeddings"),
+    path("v1/messages", inference.Messages.as_view(), name="messages"),
+    path("v1/messages/count_tokens", inference.CountTokens.as_view(), name="messages-count-tokens"),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),

@@ -11,6 +11,7 @@ Behaviour, so tests can predict answers (tokens are whitespace-separated words):
 - "call <name>" with a tool of that name offered (and tool_choice not "none") returns the text
   "Calling <name>." and a `tool_use` block with input {"location": "Paris"} (stop_reason tool_use);
 - the word "forbidden" gets "I can't help with that." and stop_reason "refusal";
+- `/v1/messages/count_tokens` answers the `input_tokens` a `/v1/messages` request would report;
 - a stop sequence in the reply cuts it there (stop_reason stop_sequence); `max_tokens` cuts it
   at that many words (stop_reason max_tokens).
 """
@@ -25,6 +26,8 @@ from aiohttp import web
 from tests.fakes.server import FakeServer, count_tokens, words
 
 API_VERSION = "2023-06-01"
+# The versions the fake accepts: the gateway's own and the one Anthropic's current SDK sends.
+API_VERSIONS = frozenset({API_VERSION, "2026-10-21"})
 TOOL_INPUT = {"location": "Paris"}
 TOOL_USE_ID = "toolu_fake_0001"
 MESSAGE_ID = "msg_fake_0001"
@@ -240,7 +243,8 @@ class FakeAnthropic(FakeServer):
         return f"{self.url}/v1"
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/messages", self.messages), web.get("/v1/models", self.models)]
+        return [web.post("/v1/messages", self.messages), web.post("/v1/messages/count_tokens", self.count_tokens),
+                web.get("/v1/models", self.models)]
 
     def reset(self) -> None:
         super().reset()
@@ -261,7 +265,7 @@ class FakeAnthropic(FakeServer):
             return web.Response(status=401, body=error_body("authentication_error", "invalid x-api-key"),
                                 content_type="application/json")
         version = request.headers.get("anthropic-version")
-        if version != API_VERSION:
+        if version not in API_VERSIONS:
             message = "anthropic-version: header is required" if not version else f"anthropic-version: invalid version {version}"
             return web.Response(status=400, body=error_body("invalid_request_error", message),
                                 content_type="application/json")
@@ -273,6 +277,18 @@ class FakeAnthropic(FakeServer):
         return self.json_response({"data": [{"type": "model", "id": m, "display_name": m,
                                              "created_at": "2025-05-14T00:00:00Z"} for m in MODELS],
                                    "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """The input tokens the fake model would count for this request (as plan_reply counts them)."""
+        if refused := self._refused(request):
+            return refused
+        try:
+            body = orjson.loads(await request.read())
+            check_request({**body, "max_tokens": 1} if isinstance(body, dict) else body)
+        except (orjson.JSONDecodeError, BadRequest) as exc:
+            return web.Response(status=400, body=error_body("invalid_request_error", str(exc)),
+                                content_type="application/json")
+        return self.json_response({"input_tokens": plan_reply({**body, "max_tokens": 1})["input_tokens"]})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         if refused := self._refused(request):
