@@ -33,6 +33,16 @@ def _available(routes: tuple[Route, ...], states: dict[str, dict[str, Any]]) -> 
     return False
 
 
+# The endpoints (paths under /v1/) a model serves: an embeddings model only embeddings, any other model
+# every generating endpoint (each provider kind answers the Messages API, natively or translated).
+EMBEDDING_ENDPOINTS = ("embeddings",)
+GENERATING_ENDPOINTS = ("chat/completions", "completions", "messages", "messages/count_tokens")
+
+
+def endpoints(entry: Entry) -> list[str]:
+    return list(EMBEDDING_ENDPOINTS if "embeddings" in entry.capabilities else GENERATING_ENDPOINTS)
+
+
 def option(entry: Entry, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
     providers = list(dict.fromkeys(r.account.kind for r in entry.routes))
     return {
@@ -48,6 +58,7 @@ def option(entry: Entry, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "capabilities": {c: c in entry.capabilities for c in ModelEntry.CAPABILITIES},
         "default": entry.is_default,
         "available": _available(entry.routes, states),
+        "endpoints": endpoints(entry),
     }
 
 

@@ -113,3 +113,11 @@ def test_route_check_errors(client: Client, registry: dict) -> None:
     assert client.get("/v1/route-check", {"model": "gpt-4"}).status_code == 401
     empty = get(client, "/v1/route-check", registry["token"], model="no-deployments").json()
     assert empty["deployments"] == [] and "503" in empty["reason"]
+
+
+def test_model_options_list_the_endpoints_each_model_serves(client: Client, registry: dict) -> None:
+    make_model("text-embedding-3-small", (registry["main"], "text-embedding-3-small"), embeddings=True)
+    options = {o["id"]: o for o in get(client, "/v1/model-options", registry["token"]).json()["data"]}
+    assert options["gpt-4o-mini"]["endpoints"] == ["chat/completions", "completions", "messages",
+                                                   "messages/count_tokens"]
+    assert options["text-embedding-3-small"]["endpoints"] == ["embeddings"]
