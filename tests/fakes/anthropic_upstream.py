@@ -198,7 +198,8 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def stream_events(plan: dict[str, Any], model: str) -> list[bytes]:
-    usage = {"input_tokens": plan["input_tokens"], "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    usage = {"input_tokens": plan["input_tokens"], "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": plan.get("cache_read", 0)}
     events = [event("message_start", {"message": {
         "id": plan["id"], "type": "message", "role": "assistant", "content": [], "model": model,
         "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})]
@@ -229,7 +230,7 @@ def message_body(plan: dict[str, Any], model: str) -> dict[str, Any]:
     return {"id": plan["id"], "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": plan["stop_reason"], "stop_sequence": plan["stop_sequence"],
             "usage": {"input_tokens": plan["input_tokens"], "output_tokens": plan["output_tokens"],
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": plan.get("cache_read", 0)}}
 
 
 class FakeAnthropic(FakeServer):
@@ -237,6 +238,7 @@ class FakeAnthropic(FakeServer):
         super().__init__()
         self.api_key = api_key
         self.stream_error_after: int | None = None
+        self.cache_read_tokens = 0  # reported as read from the prompt cache (part of the input, not counted twice)
 
     @property
     def base_url(self) -> str:
@@ -249,6 +251,7 @@ class FakeAnthropic(FakeServer):
     def reset(self) -> None:
         super().reset()
         self.stream_error_after = None
+        self.cache_read_tokens = 0
 
     def fail_next(self, status: int) -> None:
         """The next request gets Anthropic's error body for this status (429 with retry-after: 7)."""
@@ -300,6 +303,7 @@ class FakeAnthropic(FakeServer):
             return web.Response(status=400, body=error_body("invalid_request_error", str(exc)),
                                 content_type="application/json")
         plan = plan_reply(body)
+        plan["cache_read"] = self.cache_read_tokens
         if not body.get("stream"):
             return self.json_response(message_body(plan, body["model"]), headers={"request-id": "req_fake0001"})
         events = stream_events(plan, body["model"])

@@ -244,3 +244,34 @@ def test_the_openai_endpoints_keep_their_envelope(setup: dict) -> None:
     response = httpx.post(f"{setup['gateway'].v1}/chat/completions", json={"model": "nope", "messages": []},
                           headers={"x-api-key": setup["token"]})
     assert response.status_code == 400 and "type" in response.json()["error"] and "param" in response.json()["error"]
+
+
+# -- limits, usage and cost as for chat completions -------------------------------------------------
+
+
+def test_a_tpm_limit_reserves_max_tokens(setup: dict) -> None:
+    token = make_token("tpm", tpm=500)
+    sdk = client(setup, token=token)
+    sdk.messages.create(model="claude-openai", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        sdk.messages.create(model="claude-openai", max_tokens=1000, messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.body["error"]["type"] == "rate_limit_error" and "max_tokens" in raised.value.message
+
+
+def test_cache_read_tokens_are_priced_as_cached_input(setup: dict, fakes) -> None:
+    fakes["anthropic"].cache_read_tokens = 1000
+    message = client(setup).messages.create(model="claude-anthropic", max_tokens=100,
+                                            messages=[{"role": "user", "content": "one two"}])
+    assert message.usage.cache_read_input_tokens == 1000
+    row = logs(setup)[-1]
+    assert row.prompt_tokens == 1002 and row.completion_tokens == 3
+    # 2 uncached input tokens at $1/M, 1000 cached at $0.5/M, 3 output at $2/M.
+    assert float(row.cost) == pytest.approx((2 * 1 + 1000 * 0.5 + 3 * 2) / 1_000_000)
+
+
+def test_a_translated_upstreams_cached_tokens_are_reported_as_cache_reads() -> None:
+    from providers.base import Usage
+    from providers.messages.response import message_usage
+
+    assert message_usage(Usage(100, 5, 105, 60)) == {
+        "input_tokens": 40, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60}
