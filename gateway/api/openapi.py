@@ -106,7 +106,7 @@ class GatewayTokenScheme(OpenApiAuthenticationExtension):
             {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <token>` (what OpenAI SDKs send)."},
             {"type": "apiKey", "in": "header", "name": "X-AUTH-TOKEN", "description": "The seed's header."},
             {"type": "apiKey", "in": "header", "name": "X-API-Key",
-             "description": "What Anthropic's SDKs (and Claude Code with an API key) send."},
+             "description": "What the Messages API's SDKs (and Claude Code with an API key) send."},
             {"type": "apiKey", "in": "query", "name": "auth_token",
              "description": "The seed's query form; never logged. An operator can switch it off."},
         ]

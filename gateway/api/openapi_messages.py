@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 from gateway.api.openapi_bodies import InferenceRequestSerializer, choice, name
+from providers.messages.passthrough import FORWARDED_HEADERS
 
 
 class MessagesErrorDetailSerializer(serializers.Serializer):
@@ -69,7 +70,7 @@ class MessageSerializer(serializers.Serializer):
     role = choice("assistant")
     model = serializers.CharField()
     content = serializers.ListField(child=serializers.DictField(), help_text="text and tool_use blocks (and "
-                                    "thinking blocks from Anthropic deployments).")
+                                    "thinking blocks from deployments that speak the Messages API).")
     stop_reason = serializers.CharField(allow_null=True)
     stop_sequence = serializers.CharField(allow_null=True)
     usage = MessagesUsageSerializer()
@@ -96,7 +97,7 @@ HELLO = [{"role": "user", "content": "Hello!"}]
 WEATHER = {"name": "get_weather", "description": "The weather in a city.",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 MESSAGES_EXAMPLES = [
-    ("A message (passed through to Anthropic)", {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": HELLO}),
+    ("A message (passed through)", {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": HELLO}),
     ("Streamed", {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": HELLO, "stream": True}),
     ("With a cached system prompt", {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": HELLO, "system": [
         {"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]}),
@@ -104,15 +105,15 @@ MESSAGES_EXAMPLES = [
                                              "messages": [{"role": "user", "content": "Weather in Paris?"}]}),
 ]
 COUNT_EXAMPLES = [
-    ("Counted by Anthropic", {"model": "claude-sonnet-4-5", "messages": HELLO}),
+    ("Counted by the upstream", {"model": "claude-sonnet-4-5", "messages": HELLO}),
     ("Estimated by the gateway", {"model": "gpt-4o-mini", "system": "You are terse.", "messages": HELLO}),
 ]
-ANTHROPIC_VERSION = OpenApiParameter(
-    "anthropic-version", OpenApiTypes.STR, OpenApiParameter.HEADER,
-    description="Forwarded to Anthropic deployments (the account's own version when left out).")
-ANTHROPIC_BETA = OpenApiParameter(
-    "anthropic-beta", OpenApiTypes.STR, OpenApiParameter.HEADER,
-    description="Beta flags, comma-separated; forwarded to Anthropic deployments.")
+API_VERSION = OpenApiParameter(
+    FORWARDED_HEADERS[0], OpenApiTypes.STR, OpenApiParameter.HEADER,
+    description="Forwarded to deployments that speak the Messages API (the account's own version when left out).")
+BETA = OpenApiParameter(
+    FORWARDED_HEADERS[1], OpenApiTypes.STR, OpenApiParameter.HEADER,
+    description="Beta flags, comma-separated; forwarded to deployments that speak the Messages API.")
 
 SSE_EVENT: dict[str, Any] = {
     "type": "object",
@@ -131,23 +132,23 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
 def describe(examples: Any, session_id: OpenApiParameter, request_id: OpenApiParameter,
              retry_after: OpenApiParameter) -> dict[str, dict[str, Any]]:
     """The two endpoints' ``extend_schema`` arguments, with the shared headers of the inference endpoints."""
-    headers = [session_id, request_id, retry_after, ANTHROPIC_VERSION, ANTHROPIC_BETA]
+    headers = [session_id, request_id, retry_after, API_VERSION, BETA]
     statuses = (400, 401, 403, 404, 413, 429, 502, 503, 504)
-    answer = "A `message` (Anthropic's shape, whichever provider answered)."
+    answer = "A `message` (the Messages API's shape, whichever provider answered)."
     return {
         "/v1/messages": dict(
-            operation_id="createMessage", tags=["messages"], summary="Message (Anthropic's Messages API)",
-            description="Anthropic's Messages API, for every provider kind: passed through byte for byte to Anthropic "
-                        "deployments (only a differing `model` value replaced), translated for the others. Errors "
-                        "have the Messages API's envelope. Accepts the token as `x-api-key` too.",
+            operation_id="createMessage", tags=["messages"], summary="Message (the Messages API)",
+            description="The Messages API (what Claude Code speaks), for every provider kind: passed through byte for "
+                        "byte to deployments that speak it (only a differing `model` value replaced), translated for "
+                        "the others. Errors have the Messages API's envelope. Accepts the token as `x-api-key` too.",
             request=MessagesRequestSerializer, parameters=headers, examples=examples(*MESSAGES_EXAMPLES),
             responses={(200, "application/json"): OpenApiResponse(MessageSerializer, description=answer),
                        (200, "text/event-stream"): OpenApiResponse(SSE_EVENT, description=answer),
                        **errors(*statuses)}),
         "/v1/messages/count_tokens": dict(
             operation_id="countMessageTokens", tags=["messages"], summary="Count a message's input tokens",
-            description="Anthropic's own count for Anthropic deployments; the gateway's estimate (tiktoken) for the "
-                        "others. Costs nothing.",
+            description="The upstream's own count for deployments that speak the Messages API; the gateway's "
+                        "estimate (tiktoken) for the others. Costs nothing.",
             request=CountTokensRequestSerializer, parameters=headers, examples=examples(*COUNT_EXAMPLES),
             responses={200: OpenApiResponse(TokenCountSerializer, description="The input tokens."),
                        **errors(*statuses)}),

@@ -11,7 +11,8 @@ from gateway.errors import invalid_request
 from gateway.usage.estimate import messages_prompt
 from providers.base import ChatResult, Usage
 
-ROLES = ("user", "assistant")
+# "system" turns: instructions between the turns (what Claude Code sends beside the top-level system prompt).
+ROLES = ("user", "assistant", "system")
 
 
 def _turns(body: dict[str, Any]) -> None:
@@ -25,7 +26,7 @@ def _turns(body: dict[str, Any]) -> None:
         if not isinstance(message, dict):
             raise invalid_request(f"messages.{i}: must be an object.", param=f"messages.{i}", code="invalid_type")
         if message.get("role") not in ROLES:
-            raise invalid_request(f"messages.{i}.role: Input should be 'user' or 'assistant'",
+            raise invalid_request(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'",
                                   param=f"messages.{i}.role", code="invalid_value")
         content = message.get("content")
         if not isinstance(content, str | list):

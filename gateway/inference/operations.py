@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import providers.messages
 from gateway.inference import messages, validation
 from gateway.routing.registry import Entry
 from gateway.usage.estimate import estimate, estimate_messages, estimate_prompt_only
 from providers.base import Adapter, ChatResult, StreamTranslator, UpstreamRequest, Usage
+from providers.messages import dispatch as messages_api
 
 # (adapter, client body as parsed, its bytes, upstream model, entry, client headers) -> the upstream request.
 ClientRequest = Callable[[Adapter, dict[str, Any], bytes, str, Entry, Mapping[str, str]], UpstreamRequest]
@@ -81,17 +81,17 @@ MESSAGES = Operation(
     "messages",
     validate=messages.validate_messages,
     request=_unused_request,
-    client_request=lambda adapter, body, raw, model, entry, headers: providers.messages.request(
+    client_request=lambda adapter, body, raw, model, entry, headers: messages_api.request(
         adapter, body, raw, model, headers, entry.max_output_tokens),
-    result=lambda adapter, raw, model, client, context: providers.messages.result(adapter, raw, model, context),
-    stream=lambda adapter, model, include_usage, client, context: providers.messages.stream(adapter, model, context),
+    result=lambda adapter, raw, model, client, context: messages_api.result(adapter, raw, model, context),
+    stream=lambda adapter, model, include_usage, client, context: messages_api.stream(adapter, model, context),
     estimate=estimate_messages,
 )
 
 
 def _count_tokens_request(adapter: Adapter, body: dict[str, Any], raw: bytes, model: str, entry: Entry,
                           headers: Mapping[str, str]) -> UpstreamRequest:
-    upstream = providers.messages.count_tokens_request(adapter, body, raw, model, headers)
+    upstream = messages_api.count_tokens_request(adapter, body, raw, model, headers)
     assert upstream is not None  # (deployments answered locally are never sent)
     return upstream
 

@@ -8,7 +8,7 @@ import orjson
 
 from gateway.usage import tokenizer
 from providers.base import ProviderError, Usage
-from providers.messages import chat_messages, chat_tools
+from providers.messages.request import chat_messages, chat_tools
 
 
 def _texts(payload: Any) -> list[str]:

@@ -16,11 +16,9 @@ from providers.anthropic.response import ERRORS, AnthropicStream, completion
 from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
 from providers.completions import ChatOnlyAdapter
 from providers.errors import reads_upstream
-from providers.messages.passthrough import PassthroughStream, message_usage, with_model
+from providers.messages.passthrough import FORWARDED_HEADERS, PassthroughStream, message_usage, with_model
 
 API_VERSION = "2023-06-01"
-# The client's headers a Messages passthrough forwards (the API version and beta features it asked for).
-FORWARDED = ("anthropic-version", "anthropic-beta")
 
 
 class AnthropicAdapter(ChatOnlyAdapter):
@@ -65,11 +63,11 @@ class AnthropicAdapter(ChatOnlyAdapter):
         """The account's headers, with the client's ``anthropic-version`` and ``anthropic-beta`` instead of
         the account's own (the account's beta flags are kept beside the client's)."""
         headers = self.headers()
-        for name in FORWARDED:
+        for name in FORWARDED_HEADERS:
             value = client_headers.get(name, "").strip()
             if not value:
                 continue
-            if name == "anthropic-beta" and headers.get(name):
+            if name == FORWARDED_HEADERS[1] and headers.get(name):
                 own = [flag.strip() for flag in headers[name].split(",")]
                 value = ",".join(dict.fromkeys([*[f.strip() for f in value.split(",")], *own]))
             headers[name] = value

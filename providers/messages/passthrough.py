@@ -16,6 +16,8 @@ import orjson
 from providers.base import ProviderError, SSEBuffer, StreamTranslator, Usage
 from providers.parameters import invalid
 
+# The client's headers a passthrough forwards: the API version and the beta features it asked for.
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _WHITESPACE = b" \t\r\n"
 
 

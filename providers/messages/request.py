@@ -19,7 +19,8 @@ MESSAGES_PARAMETERS = ParameterPolicy(
     mapped=frozenset({"model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences",
                       "stream", "tools", "tool_choice", "metadata"}),
     # Accepted and not sent: they tune Anthropic's own machinery, not the answer's meaning.
-    dropped=frozenset({"thinking", "service_tier", "cache_control", "context_management", "provider"}),
+    dropped=frozenset({"thinking", "service_tier", "cache_control", "context_management", "output_config",
+                       "provider"}),
     refused={"container": Refuse(), "mcp_servers": Refuse()},
 )
 
@@ -145,6 +146,8 @@ def chat_messages(body: dict[str, Any], label: str) -> list[dict[str, Any]]:
         where = f"messages[{i}]"
         if message.get("role") == "assistant":
             out.append(_assistant(message.get("content"), where, label))
+        elif message.get("role") == "system":
+            out.append({"role": "system", "content": system_text(message.get("content"))})
         else:
             out += _user(message.get("content"), where, label)
     return out

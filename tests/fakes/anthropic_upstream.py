@@ -33,7 +33,8 @@ TOOL_USE_ID = "toolu_fake_0001"
 MESSAGE_ID = "msg_fake_0001"
 MODELS = ["claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"]
 FIELDS = frozenset({"model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences",
-                    "stream", "metadata", "tools", "tool_choice", "thinking", "service_tier"})
+                    "stream", "metadata", "tools", "tool_choice", "thinking", "service_tier", "context_management",
+                    "output_config"})
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 ERRORS = {
@@ -135,13 +136,18 @@ def check_request(body: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages: Field required")
     previous_tool_uses: set[str] = set()
+    # "system" turns (text instructions between the turns) take no part in the alternation.
     for i, message in enumerate(messages):
+        if message.get("role") == "system" and not text_of(message.get("content")):
+            raise BadRequest(f"messages.{i}: a system message needs text content")
+    turns = [m for m in messages if m.get("role") != "system"]
+    for i, message in enumerate(turns):
         role = message.get("role")
         if role not in ("user", "assistant"):
-            raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            raise BadRequest(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
         if i == 0 and role != "user":
             raise BadRequest('messages: first message must use the "user" role')
-        if i > 0 and messages[i - 1].get("role") == role:
+        if i > 0 and turns[i - 1].get("role") == role:
             raise BadRequest(f'messages: roles must alternate between "user" and "assistant", '
                              f'but found multiple "{role}" roles in a row')
         previous_tool_uses = _check_blocks(i, role, message.get("content"), previous_tool_uses)
@@ -164,8 +170,9 @@ def plan_reply(body: dict[str, Any]) -> dict[str, Any]:
         for block in blocks_of(message["content"]):
             prompt.append(block.get("text") or text_of(block.get("content")) if block.get("type") != "image" else "")
     input_tokens = sum(count_tokens(p) for p in prompt if p) or 1
-    last = blocks_of(messages[-1]["content"])
-    said = text_of(messages[-1]["content"])
+    final = [m for m in messages if m.get("role") != "system"][-1]
+    last = blocks_of(final["content"])
+    said = text_of(final["content"])
     results = [b for b in last if b.get("type") == "tool_result"]
     choice = (body.get("tool_choice") or {}).get("type")
     offered = [t["name"] for t in body.get("tools") or []] if choice != "none" else []

@@ -275,3 +275,11 @@ def test_a_translated_upstreams_cached_tokens_are_reported_as_cache_reads() -> N
 
     assert message_usage(Usage(100, 5, 105, 60)) == {
         "input_tokens": 40, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60}
+
+
+def test_a_system_turn_between_the_turns_reaches_a_translated_upstream_in_place(setup: dict) -> None:
+    message = client(setup).messages.create(model="claude-openai", max_tokens=50, messages=[
+        {"role": "user", "content": "hello"}, {"role": "system", "content": "Be brief."}])
+    assert message.content[0].text == "Echo: hello"
+    sent = setup["fakes"]["openai"].last.json["messages"]
+    assert sent == [{"role": "user", "content": "hello"}, {"role": "system", "content": "Be brief."}]
