@@ -17,6 +17,7 @@ from providers.base import ChatResult, ProviderError, StreamTranslator, Upstream
 from providers.completions import ChatOnlyAdapter
 from providers.errors import reads_upstream
 from providers.messages.passthrough import FORWARDED_HEADERS, PassthroughStream, message_usage, with_model
+from providers.parameters import invalid
 
 API_VERSION = "2023-06-01"
 
@@ -67,6 +68,8 @@ class AnthropicAdapter(ChatOnlyAdapter):
             value = client_headers.get(name, "").strip()
             if not value:
                 continue
+            if len(value) > 1000 or not value.isascii() or not value.isprintable():
+                raise invalid(name, f"The header '{name}' must be printable ASCII of at most 1000 characters.")
             if name == FORWARDED_HEADERS[1] and headers.get(name):
                 own = [flag.strip() for flag in headers[name].split(",")]
                 value = ",".join(dict.fromkeys([*[f.strip() for f in value.split(",")], *own]))

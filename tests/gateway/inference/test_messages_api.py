@@ -283,3 +283,11 @@ def test_a_system_turn_between_the_turns_reaches_a_translated_upstream_in_place(
     assert message.content[0].text == "Echo: hello"
     sent = setup["fakes"]["openai"].last.json["messages"]
     assert sent == [{"role": "user", "content": "hello"}, {"role": "system", "content": "Be brief."}]
+
+
+def test_a_version_header_that_is_not_printable_ascii_is_refused(setup: dict) -> None:
+    response = raw_post(setup, "/v1/messages", orjson.dumps({
+        "model": "claude-anthropic", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        {"anthropic-beta": "caf\u00e9".encode()})
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+    assert setup["fakes"]["anthropic"].requests == []
