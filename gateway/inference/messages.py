@@ -43,6 +43,9 @@ def _turns(body: dict[str, Any]) -> None:
     for name in ("tools", "stop_sequences"):
         if body.get(name) is not None and not isinstance(body[name], list):
             raise invalid_request(f"{name}: must be an array.", param=name, code="invalid_type")
+    if not all(isinstance(stop, str) for stop in body.get("stop_sequences") or []):
+        raise invalid_request("stop_sequences: must be an array of strings.", param="stop_sequences",
+                              code="invalid_type")
 
 
 def validate_messages(body: dict[str, Any]) -> None:

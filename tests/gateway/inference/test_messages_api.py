@@ -291,3 +291,18 @@ def test_a_version_header_that_is_not_printable_ascii_is_refused(setup: dict) ->
         {"anthropic-beta": "caf\u00e9".encode()})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
     assert setup["fakes"]["anthropic"].requests == []
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"max_tokens": 5, "messages": []}, "messages"),
+    ({"max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
+    ({"max_tokens": 5, "messages": [{"role": "tool", "content": "hi"}]}, "messages.0.role"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"text": "no type"}]}]}, "messages.0.content"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "stop_sequences": [1]}, "stop_sequences"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "system": 3}, "system"),
+])
+def test_malformed_bodies_are_refused_before_anything_goes_upstream(setup: dict, body: dict, param: str) -> None:
+    response = raw_post(setup, "/v1/messages", orjson.dumps({"model": "claude-gemini", **body}))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error" and param in response.json()["error"]["message"]
+    assert setup["fakes"]["gemini"].requests == []
