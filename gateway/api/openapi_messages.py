@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from gateway.api.openapi_bodies import InferenceRequestSerializer, choice, name
@@ -27,16 +27,26 @@ class MessagesErrorSerializer(serializers.Serializer):
     error = MessagesErrorDetailSerializer()
 
 
+BLOCKS = {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}},
+                                      "additionalProperties": True}}
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, BLOCKS]})
+class TextOrBlocks(serializers.JSONField):
+    """A string or an array of content blocks (objects with a ``type``)."""
+
+
 class MessageParamSerializer(serializers.Serializer):
-    role = choice("user", "assistant")
-    content = serializers.JSONField(help_text="A string, or content blocks: text, image (base64 or url source), "
-                                              "tool_use, tool_result, thinking (see the README's parameter table).")
+    role = choice("user", "assistant", "system")
+    content = TextOrBlocks(help_text="A string, or content blocks: text, image (base64 or url source), tool_use, "
+                                     "tool_result, thinking (see the README's parameter table).")
 
 
 class MessagesTurnsSerializer(InferenceRequestSerializer):
     model = name(help_text="A registry name or a name a registry pattern matches.")
-    messages = MessageParamSerializer(many=True, help_text="Alternating user and assistant turns.")
-    system = serializers.JSONField(required=False, help_text="A string or text blocks.")
+    messages = serializers.ListField(child=MessageParamSerializer(), min_length=1, help_text="Alternating user and "
+                                     "assistant turns (and system instructions between them).")
+    system = TextOrBlocks(required=False, help_text="A string or text blocks.")
     tools = serializers.ListField(child=serializers.DictField(), required=False)
     tool_choice = serializers.DictField(required=False)
     thinking = serializers.DictField(required=False)
