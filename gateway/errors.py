@@ -160,7 +160,7 @@ def error_event(exc: BaseException, style: str = "default") -> bytes:
     (the Messages API's streams name it: ``event: error``)."""
     payload = render(exc, style)[2]
     if style == "messages":
-        return messages_errors.stream_event(payload, orjson.dumps(payload))
+        return messages_errors.stream_event(orjson.dumps(payload))
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 

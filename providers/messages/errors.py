@@ -23,6 +23,6 @@ def envelope(status: int, payload: dict[str, Any]) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type(status), "message": str(error.get("message") or "")}}
 
 
-def stream_event(payload: dict[str, Any], data: bytes) -> bytes:
-    """The Messages stream's error event, its ``data`` already serialized."""
+def stream_event(data: bytes) -> bytes:
+    """The Messages stream's error event for an error payload (already serialized)."""
     return b"event: error\ndata: " + data + b"\n\n"
