@@ -1,4 +1,6 @@
-"""Every error a client sees is OpenAI's envelope: {"error": {"message", "type", "param", "code"}}.
+"""Every error a client sees is OpenAI's envelope: {"error": {"message", "type", "param", "code"}},
+except on the Messages API's paths, whose views render the same errors in that API's own envelope
+(``{"type": "error", "error": {"type", "message"}}``, the ``style`` argument of ``render``).
 
 ``render(exc)`` is the one place an exception becomes (status, headers, payload): the hot path's
 responses and stream error events, DRF's exception handler and Django's 404/500 handlers all
@@ -19,6 +21,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from providers.base import ProviderError
+from providers.messages import errors as messages_errors
 
 Payload = dict[str, Any]
 logger = logging.getLogger(__name__)
@@ -44,7 +47,8 @@ def authentication_failed(message: str) -> GatewayError:
 
 def not_authenticated() -> GatewayError:
     return authentication_failed(
-        "You didn't provide an API key. Send it as 'Authorization: Bearer <token>' or 'X-AUTH-TOKEN: <token>'."
+        "You didn't provide an API key. Send it as 'Authorization: Bearer <token>', 'X-AUTH-TOKEN: <token>' "
+        "or 'X-API-Key: <token>'."
     )
 
 
@@ -116,12 +120,23 @@ def _drf(exc: drf_exceptions.APIException) -> tuple[int, dict[str, str], Payload
     return exc.status_code, {}, envelope(str(exc.detail), "api_error", None, exc.default_code)
 
 
-def render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
-    """The status, response headers and OpenAI error payload a client gets for this exception.
+# The error envelopes the API speaks, by the API a view serves (``HotView.error_style``): the default
+# (``{"error": {"message", "type", "param", "code"}}``), and the Messages API's.
+STYLES = {"default": lambda status, payload: payload, "messages": messages_errors.envelope}
+
+
+def render(exc: BaseException, style: str = "default") -> tuple[int, dict[str, str], Payload]:
+    """The status, response headers and error payload a client gets for this exception, in the
+    envelope of the API it called (``style``: the default unless a view speaks another API's).
 
     Django's ``SuspiciousOperation`` is a 400 (413 for a body over its limit), as Django answers it;
     anything else that is not one of the API's own errors is a 500 that says nothing about its cause.
     """
+    status, headers, payload = _render(exc)
+    return status, headers, STYLES[style](status, payload)
+
+
+def _render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
     if isinstance(exc, ProviderError):
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.retry_after:
@@ -134,15 +149,19 @@ def render(exc: BaseException) -> tuple[int, dict[str, str], Payload]:
     if isinstance(exc, Http404):
         return 404, {}, envelope("Not found.", "invalid_request_error", None, "not_found")
     if isinstance(exc, RequestDataTooBig):
-        return render(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+        return _render(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
     if isinstance(exc, SuspiciousOperation):  # Django's own 400s: too many parameters, a disallowed host, ...
-        return render(invalid_request("The gateway could not accept this request.", code="bad_request"))
-    return render(server_failed())
+        return _render(invalid_request("The gateway could not accept this request.", code="bad_request"))
+    return _render(server_failed())
 
 
-def error_event(exc: BaseException) -> bytes:
-    """How a failure after a stream started reaches the client: an SSE event carrying the error payload."""
-    return b"data: " + orjson.dumps(render(exc)[2]) + b"\n\n"
+def error_event(exc: BaseException, style: str = "default") -> bytes:
+    """How a failure after a stream started reaches the client: an SSE event carrying the error payload
+    (the Messages API's streams name it: ``event: error``)."""
+    payload = render(exc, style)[2]
+    if style == "messages":
+        return messages_errors.stream_event(orjson.dumps(payload))
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -144,6 +144,10 @@ class Adapter:
     requires_api_key: ClassVar[bool] = True
     # What ``chat_request`` does with each field of a chat completion body: mapped, dropped or refused.
     chat_parameters: ClassVar[ParameterPolicy]
+    # Whether the upstream speaks Anthropic's Messages API itself: such an adapter implements
+    # ``messages_request`` / ``count_tokens_request`` (the client's bytes forwarded, see
+    # providers/messages/passthrough.py); every other adapter gets Messages through its chat methods.
+    speaks_messages: ClassVar[bool] = False
 
     def __init__(self, account: Account) -> None:
         self.account = account

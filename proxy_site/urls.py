@@ -19,6 +19,8 @@ urlpatterns = [
     path("v1/responses/<str:response_id>", stored_responses.ResponseDetail.as_view(), name="response-detail"),
     path("v1/responses/<str:response_id>/input_items", stored_responses.ResponseInputItems.as_view(),
          name="response-input-items"),
+    path("v1/messages", inference.Messages.as_view(), name="messages"),
+    path("v1/messages/count_tokens", inference.CountTokens.as_view(), name="messages-count-tokens"),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),

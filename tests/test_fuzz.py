@@ -79,6 +79,8 @@ ERROR_FIELDS = {"message", "type", "param", "code"}
 CHUNK_OBJECTS = {"/v1/chat/completions": "chat.completion.chunk", "/v1/completions": "text_completion"}
 # How a Responses stream ends: its last event (there is no [DONE]).
 RESPONSES_ENDS = {"response.completed", "response.incomplete", "response.failed", "error"}
+# The Messages API's paths: errors in its envelope, streams of named events ending with message_stop.
+MESSAGES_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
 
 
 class Lenient(FakeServer):
@@ -126,7 +128,8 @@ def served_description() -> dict[str, Any]:
     document = Client(HTTP_HOST="localhost").get("/v1/openapi.json").json()
     schemas = document["components"]["schemas"]
     for component, names in (("ChatCompletionRequest", CHAT), ("CompletionRequest", CHAT), ("TokenizeRequest", CHAT),
-                             ("EmbeddingRequest", EMBEDDINGS), ("ResponseRequest", CHAT)):
+                             ("EmbeddingRequest", EMBEDDINGS), ("ResponseRequest", CHAT), ("MessagesRequest", CHAT),
+                             ("CountTokensRequest", CHAT)):
         body = schemas[component]
         body["properties"]["model"]["enum"] = list(names)
         body["required"] = [*body.get("required", []), "model"]  # all models, not mostly the default one
@@ -151,12 +154,23 @@ def known_bug(case: Any, response: Any) -> str | None:
     return None
 
 
+def messages_error(body: Any) -> None:
+    """The Messages API's error envelope, exactly."""
+    assert isinstance(body, dict) and set(body) == {"type", "error"} and body["type"] == "error", body
+    error = body["error"]
+    assert isinstance(error, dict) and set(error) == {"type", "message"}, f"not the Messages error fields: {error!r}"
+    assert isinstance(error["message"], str) and error["message"] and isinstance(error["type"], str), error
+
+
 def error_envelope(ctx: Any, response: Any, case: Any) -> None:
-    """Every error response is OpenAI's envelope, exactly."""
+    """Every error response is OpenAI's envelope, exactly (the Messages API's on its paths)."""
     if response.status_code < 400 or known_bug(case, response):
         return
     assert response.headers.get("content-type", [""])[0].startswith("application/json"), "an error is not JSON"
     body = orjson.loads(response.content)
+    if case.operation.path in MESSAGES_PATHS:
+        messages_error(body)
+        return
     assert isinstance(body, dict) and set(body) == {"error"}, f"not OpenAI's error envelope: {body!r}"
     error = body["error"]
     assert isinstance(error, dict) and set(error) == ERROR_FIELDS, f"not OpenAI's error fields: {error!r}"
@@ -173,6 +187,9 @@ def sse_stream(ctx: Any, response: Any, case: Any) -> None:
     assert events, "an empty stream"
     if case.operation.path == "/v1/responses":
         responses_stream(events)
+        return
+    if case.operation.path in MESSAGES_PATHS:
+        messages_stream(events)
         return
     for number, event in enumerate(events):
         assert event.startswith(b"data: "), f"event {number} is not a data line: {event[:200]!r}"
@@ -205,6 +222,19 @@ def responses_stream(events: list[bytes]) -> None:
         numbers.append(data["sequence_number"])
         assert (data["type"] in RESPONSES_ENDS) == (number == len(events) - 1), f"event {number}: {data['type']}"
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"sequence numbers {numbers}"
+
+
+def messages_stream(events: list[bytes]) -> None:
+    """Named events, each with a JSON object of that type; the last one message_stop or an error."""
+    for number, event in enumerate(events):
+        name, _, data = event.partition(b"\n")
+        assert name.startswith(b"event: ") and data.startswith(b"data: "), f"event {number}: {event[:200]!r}"
+        payload = orjson.loads(data.removeprefix(b"data: "))
+        assert isinstance(payload, dict) and payload.get("type") == name.removeprefix(b"event: ").decode(), payload
+        last = number == len(events) - 1
+        if payload["type"] == "error":
+            messages_error(payload)
+        assert (payload["type"] in ("message_stop", "error")) == last, f"event {number} of {len(events)}: {payload!r}"
 
 
 def request_validator(path: str) -> OAS30Validator:
@@ -242,7 +272,9 @@ def _inference_checks(operation: Operation) -> Any:
 VALIDATE = {"/v1/chat/completions": _inference_checks(operations.CHAT),
             "/v1/completions": _inference_checks(operations.COMPLETIONS),
             "/v1/embeddings": _inference_checks(operations.EMBEDDINGS),
-            "/v1/responses": _inference_checks(operations.RESPONSES), "/v1/tokenize": None}
+            "/v1/responses": _inference_checks(operations.RESPONSES), "/v1/tokenize": None,
+            "/v1/messages": _inference_checks(operations.MESSAGES),
+            "/v1/messages/count_tokens": _inference_checks(operations.COUNT_TOKENS)}
 
 CHECKS = [builtin.not_a_server_error, openapi.status_code_conformance, openapi.content_type_conformance,
           openapi.response_headers_conformance, openapi.response_schema_conformance, error_envelope, sse_stream,

@@ -1,6 +1,7 @@
 """Client authentication by API token.
 
-A token arrives as ``Authorization: Bearer <token>``, ``X-AUTH-TOKEN: <token>`` or (unless
+A token arrives as ``Authorization: Bearer <token>``, ``X-AUTH-TOKEN: <token>``, ``X-API-Key: <token>``
+(Anthropic's SDKs) or (unless
 switched off) ``?auth_token=<token>``. It is looked up by its SHA-256 digest; the answer is
 kept in-process for ``GATEWAY_CACHE_SECONDS`` so the hot path makes no query per request.
 ``GatewayTokenAuthentication`` is the DRF face of the same lookup.
@@ -71,7 +72,8 @@ def raw_token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str 
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    token = headers.get("x-auth-token")
+    # X-AUTH-TOKEN, then X-API-Key: what Anthropic's SDKs and Claude Code send with an API key.
+    token = headers.get("x-auth-token") or headers.get("x-api-key")
     if token:
         return token.strip()
     if gateway_settings.ALLOW_QUERY_TOKEN:

@@ -33,13 +33,15 @@ def _available(routes: tuple[Route, ...], states: dict[str, dict[str, Any]]) -> 
     return False
 
 
+# The endpoints (paths under /v1/) a model serves: an embeddings model only embeddings, any other model
+# every generating endpoint (each provider kind answers the Responses and Messages APIs, natively or
+# translated).
+EMBEDDING_ENDPOINTS = ("embeddings",)
+GENERATING_ENDPOINTS = ("chat/completions", "completions", "responses", "messages", "messages/count_tokens")
+
+
 def endpoints(entry: Entry) -> list[str]:
-    """The inference endpoints (as the request log names them) a model serves: an embedding model embeddings,
-    any other model chat completions, legacy completions and the Responses API (through chat where its
-    provider has no Responses API of its own)."""
-    if "embeddings" in entry.capabilities:
-        return ["embeddings"]
-    return ["chat.completions", "completions", "responses"]
+    return list(EMBEDDING_ENDPOINTS if "embeddings" in entry.capabilities else GENERATING_ENDPOINTS)
 
 
 def option(entry: Entry, states: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api import openapi_bodies as bodies
+from gateway.api import openapi_messages
 from gateway.api import openapi_responses as responses
 from gateway.conf import gateway_settings
 
@@ -92,19 +93,21 @@ def ok(body: Any, description: str) -> OpenApiResponse:
 # --- Authentication ---------------------------------------------------------------------------
 
 class GatewayTokenScheme(OpenApiAuthenticationExtension):
-    """A gateway token in any one of its three forms (alternatives, not all together)."""
+    """A gateway token in any one of its four forms (alternatives, not all together)."""
 
     target_class = "gateway.access.authentication.GatewayTokenAuthentication"
 
     @property
     def name(self) -> list[str]:  # type: ignore[override]
-        names = ["bearerAuth", "xAuthToken"]
+        names = ["bearerAuth", "xAuthToken", "xApiKey"]
         return [*names, "authTokenQuery"] if gateway_settings.ALLOW_QUERY_TOKEN else names
 
     def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
         definitions = [
             {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <token>` (what OpenAI SDKs send)."},
             {"type": "apiKey", "in": "header", "name": "X-AUTH-TOKEN", "description": "The seed's header."},
+            {"type": "apiKey", "in": "header", "name": "X-API-Key",
+             "description": "What the Messages API's SDKs (and Claude Code with an API key) send."},
             {"type": "apiKey", "in": "query", "name": "auth_token",
              "description": "The seed's query form; never logged. An operator can switch it off."},
         ]
@@ -272,6 +275,9 @@ _refine(bodies.ChatMessageSerializer, {**OPEN, "anyOf": [
     {"required": ["role", "function_call"],
      "properties": {"role": {"type": "string", "enum": ["assistant"]}, "function_call": {"type": "object", "minProperties": 1}}},
 ]})
+for _body in (openapi_messages.MessagesRequestSerializer, openapi_messages.CountTokensRequestSerializer,
+              openapi_messages.MessageSerializer):  # unknown fields pass through to Anthropic deployments
+    _refine(_body, OPEN)
 _refine(bodies.TokenizeRequestSerializer, {"oneOf": [{"required": ["input"]}, {"required": ["messages"]}]})
 
 
@@ -328,6 +334,7 @@ HOT_PATH: dict[str, Undiscovered] = {
         "OpenAI's embeddings API; `encoding_format: base64` returns little-endian float32, as the SDK expects.",
         bodies.EmbeddingRequestSerializer, bodies.EmbeddingListSerializer,
         "A list of `embedding` objects.", None, EMBEDDING_EXAMPLES),
+    **openapi_messages.describe(examples, SESSION_ID, REQUEST_ID, RETRY_AFTER),
 }
 
 RESPONSE_EVENT = {

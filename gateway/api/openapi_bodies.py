@@ -158,6 +158,8 @@ class ModelOptionSerializer(serializers.Serializer):
     default = serializers.BooleanField(help_text="Used when a request names no model.")
     available = serializers.BooleanField(help_text="A configured provider serves it and did not fail since "
                                                    "it last worked.")
+    endpoints = serializers.ListField(child=serializers.CharField(), help_text="The endpoints (paths under /v1/) "
+                                      "that serve it, e.g. chat/completions, messages, embeddings.")
 
 
 class ModelOptionListSerializer(serializers.Serializer):

@@ -175,6 +175,7 @@ class GatewayApp:
     async def serve(self, view: HotView, scope: Scope, receive: Receive, send: Send) -> None:
         """The error boundary of the hot path: whatever fails becomes one rendered error response."""
         response = Response(send, "", receive)
+        response.error_style = view.error_style
         declared = b""
         for name, value in scope["headers"]:
             if name == b"origin":

@@ -87,6 +87,7 @@ class Response:
         self.extra_headers: dict[str, str] = {}  # CORS and HSTS, on whatever is sent
         self.headers: dict[str, str] = {}  # sent with whatever response this request gets (e.g. rate limits)
         self.disconnected = False
+        self.error_style = "default"  # the envelope of errors (gateway.errors.STYLES): the view's own
         self._watcher: asyncio.Task | None = None
         self._on_disconnect: list[Callable[[], None]] = []
 
@@ -111,7 +112,7 @@ class Response:
         await self._send({"type": "http.response.body", "body": body})
 
     async def error(self, exc: BaseException) -> None:
-        status, headers, payload = render(exc)
+        status, headers, payload = render(exc, self.error_style)
         await self.json(status, orjson.dumps(payload), headers)
 
     async def start_stream(self) -> None:

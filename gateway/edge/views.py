@@ -45,6 +45,8 @@ class HotView:
     authentication_classes: ClassVar[Sequence[type]] = api_settings.DEFAULT_AUTHENTICATION_CLASSES
     permission_classes: ClassVar[Sequence[type]] = api_settings.DEFAULT_PERMISSION_CLASSES
     throttle_classes: ClassVar[Sequence[type]] = api_settings.DEFAULT_THROTTLE_CLASSES
+    # The envelope its errors are rendered in (gateway.errors.STYLES): the API this view speaks.
+    error_style: ClassVar[str] = "default"
 
     def __init__(self) -> None:
         # One instance serves every request of its path: the policy objects hold no per-request state.

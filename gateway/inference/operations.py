@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.access.authentication import TokenInfo
-from gateway.inference import validation
+from gateway.inference import messages, validation
 from gateway.responses import estimate as responses_usage
 from gateway.responses import store
 from gateway.routing.registry import Entry
 from gateway.usage.call import Call
-from gateway.usage.estimate import estimate, estimate_prompt_only
+from gateway.usage.estimate import estimate, estimate_messages, estimate_prompt_only
 from providers.base import Adapter, ChatResult, StreamTranslator, UpstreamRequest, Usage
+from providers.messages import dispatch as messages_api
 from providers.responses import endpoint as responses
+
+# (adapter, client body as parsed, its bytes, upstream model, entry, client headers) -> the upstream request.
+ClientRequest = Callable[[Adapter, dict[str, Any], bytes, str, Entry, Mapping[str, str]], UpstreamRequest]
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,12 @@ class Operation:
     # Runs with the complete answer before its end reaches the client (Responses: stored):
     # (call, client body, what ``prepare`` returned, the answer's JSON or None).
     keep: Callable[[Call, dict[str, Any], Any, bytes | None], Awaitable[None]] | None = None
+    # For endpoints that forward what the client sent (its bytes and headers): used instead of ``request``.
+    client_request: ClientRequest | None = None
+    # For endpoints the gateway may answer itself: whether it does for a deployment of this adapter
+    # (``answers_locally``), and the answer (``local``: client body, upstream model -> answer).
+    answers_locally: Callable[[Adapter], bool] | None = None
+    local: Callable[[dict[str, Any], str], ChatResult] | None = None
 
 
 def _chat_validate(body: dict[str, Any]) -> None:
@@ -82,4 +92,40 @@ RESPONSES = Operation(
     estimate=responses_usage.estimate,
     prepare=store.expand,
     keep=store.save,
+)
+
+
+def _unused_request(adapter: Adapter, body: dict[str, Any], model: str, entry: Entry) -> UpstreamRequest:
+    raise NotImplementedError("this operation builds its requests with client_request")
+
+
+MESSAGES = Operation(
+    "messages",
+    validate=messages.validate_messages,
+    request=_unused_request,
+    client_request=lambda adapter, body, raw, model, entry, headers: messages_api.request(
+        adapter, body, raw, model, headers, entry.max_output_tokens),
+    result=lambda adapter, raw, model, client, context: messages_api.result(adapter, raw, model, context),
+    stream=lambda adapter, model, include_usage, client, context: messages_api.stream(adapter, model, context),
+    estimate=estimate_messages,
+)
+
+
+def _count_tokens_request(adapter: Adapter, body: dict[str, Any], raw: bytes, model: str, entry: Entry,
+                          headers: Mapping[str, str]) -> UpstreamRequest:
+    upstream = messages_api.count_tokens_request(adapter, body, raw, model, headers)
+    assert upstream is not None  # (deployments answered locally are never sent)
+    return upstream
+
+
+COUNT_TOKENS = Operation(
+    "messages.count_tokens",
+    validate=messages.validate_count_tokens,
+    request=_unused_request,
+    client_request=_count_tokens_request,
+    # The upstream's count as it is; counting is free: no tokens are used.
+    result=lambda adapter, raw, model, client, context: ChatResult(raw, Usage()),
+    generates=False,
+    answers_locally=lambda adapter: not adapter.speaks_messages,
+    local=messages.counted_locally,
 )

@@ -30,6 +30,7 @@ from gateway.routing import registry as routing
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
 from providers.base import Adapter, ProviderError, UpstreamRequest, Usage
+from providers.registry import adapter_for
 
 
 def session_id(request: Request) -> str:
@@ -71,6 +72,19 @@ def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any])
     return lambda: estimate(client_body, call.response_body, model)
 
 
+def answer_locally(operation: Operation, call: Call, routes: list[Route], client_body: dict[str, Any]) -> list[Route]:
+    """The routes to send to; none when the first deployment is one the gateway answers itself (the
+    answer is then the call's response body and usage)."""
+    assert operation.answers_locally is not None and operation.local is not None
+    if operation.answers_locally(adapter_for(routes[0].account)):
+        call.route = routes[0]
+        result = operation.local(client_body, routes[0].model_for(call.requested_model))
+        call.usage, call.response_body = result.usage, result.body
+        call.log()
+        return []
+    return [route for route in routes if not operation.answers_locally(adapter_for(route.account))]
+
+
 async def handle(operation: Operation, view: HotView, request: Request, response: Response) -> None:
     """Serve one inference request; its log row is queued whatever happens (a refused token too)."""
     call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
@@ -97,8 +111,16 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         model = call.requested_model
 
         def build(adapter: Adapter, route: Route) -> UpstreamRequest:
+            if operation.client_request is not None:
+                return operation.client_request(adapter, client_body, request.body, route.model_for(model), entry,
+                                                request.headers)
             return operation.request(adapter, body, route.model_for(model), entry)
 
+        if operation.answers_locally is not None and operation.local is not None:
+            routes = answer_locally(operation, call, routes, client_body)
+            if not routes:
+                await response.json(200, call.response_body)
+                return
         if stream:
             adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
             translator = operation.stream(adapter, model, include_usage, client_body, sent.context)

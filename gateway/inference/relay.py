@@ -93,7 +93,7 @@ async def relay_stream(call: Call, response: Response, translator: StreamTransla
             504 if exc.timeout else 502, str(exc), "upstream_error", "upstream_stream_failed")
         call.fail(error)
         settle()
-        await response.write(translator.fail(error) or error_event(error))
+        await response.write(translator.fail(error) or error_event(error, response.error_style))
     except OSError:  # the client went away: stop reading the upstream
         call.fail(ProviderError(499, "The client closed the connection.", "client_closed"))
         return

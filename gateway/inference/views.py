@@ -1,4 +1,5 @@
-"""The inference endpoints as hot views: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses."""
+"""The inference endpoints as hot views: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
+/v1/responses, /v1/messages and /v1/messages/count_tokens."""
 
 from __future__ import annotations
 
@@ -51,3 +52,15 @@ class Responses(InferenceView):
     """OpenAI's Responses API, streamed or not, on every provider kind (stored with ``store``)."""
 
     operation = operations.RESPONSES
+class Messages(InferenceView):
+    """The Messages API (``POST /v1/messages``), streamed or not; errors in its own envelope."""
+
+    operation = operations.MESSAGES
+    error_style = "messages"
+
+
+class CountTokens(InferenceView):
+    """The token count of a Messages request (``POST /v1/messages/count_tokens``); errors in its envelope."""
+
+    operation = operations.COUNT_TOKENS
+    error_style = "messages"

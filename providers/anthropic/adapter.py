@@ -16,6 +16,8 @@ from providers.anthropic.response import ERRORS, AnthropicStream, completion
 from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
 from providers.completions import ChatOnlyAdapter
 from providers.errors import reads_upstream
+from providers.messages.passthrough import FORWARDED_HEADERS, PassthroughStream, message_usage, with_model
+from providers.parameters import invalid
 
 API_VERSION = "2023-06-01"
 
@@ -54,6 +56,42 @@ class AnthropicAdapter(ChatOnlyAdapter):
     def chat_stream(self, public_model: str, include_usage: bool, context: Mapping[str, Any] | None = None
                     ) -> StreamTranslator:
         return AnthropicStream(public_model, include_usage, self.error)
+
+    # -- the Messages API, passed through: the client's bytes and version headers, the account's key
+    speaks_messages = True
+
+    def forwarded_headers(self, client_headers: Mapping[str, str]) -> dict[str, str]:
+        """The account's headers, with the client's ``anthropic-version`` and ``anthropic-beta`` instead of
+        the account's own (the account's beta flags are kept beside the client's)."""
+        headers = self.headers()
+        for name in FORWARDED_HEADERS:
+            value = client_headers.get(name, "").strip()
+            if not value:
+                continue
+            if len(value) > 1000 or not value.isascii() or not value.isprintable():
+                raise invalid(name, f"The header '{name}' must be printable ASCII of at most 1000 characters.")
+            if name == FORWARDED_HEADERS[1] and headers.get(name):
+                own = [flag.strip() for flag in headers[name].split(",")]
+                value = ",".join(dict.fromkeys([*[f.strip() for f in value.split(",")], *own]))
+            headers[name] = value
+        return headers
+
+    def messages_request(self, raw: bytes, body: dict[str, Any], upstream_model: str,
+                         client_headers: Mapping[str, str], path: str = "/messages") -> UpstreamRequest:
+        """The client's Messages body as it was sent (only ``model`` replaced when the upstream's differs)."""
+        return UpstreamRequest("POST", f"{self.base_url}{path}", self.forwarded_headers(client_headers),
+                               with_model(raw, body, upstream_model))
+
+    def count_tokens_request(self, raw: bytes, body: dict[str, Any], upstream_model: str,
+                             client_headers: Mapping[str, str]) -> UpstreamRequest:
+        return self.messages_request(raw, body, upstream_model, client_headers, "/messages/count_tokens")
+
+    def messages_result(self, body: bytes) -> ChatResult:
+        return ChatResult(body, message_usage(body))
+
+    def messages_stream(self) -> StreamTranslator:
+        statuses = {name: status for name, (status, _, _) in ERRORS.items()}
+        return PassthroughStream(self.error, statuses)
 
     def error(self, status: int, body: bytes, retry_after: str | None = None) -> ProviderError:
         # 529 "overloaded" means try again later: a 503 for the client; a billing problem is the gateway's.

@@ -11,6 +11,7 @@ Behaviour, so tests can predict answers (tokens are whitespace-separated words):
 - "call <name>" with a tool of that name offered (and tool_choice not "none") returns the text
   "Calling <name>." and a `tool_use` block with input {"location": "Paris"} (stop_reason tool_use);
 - the word "forbidden" gets "I can't help with that." and stop_reason "refusal";
+- `/v1/messages/count_tokens` answers the `input_tokens` a `/v1/messages` request would report;
 - a stop sequence in the reply cuts it there (stop_reason stop_sequence); `max_tokens` cuts it
   at that many words (stop_reason max_tokens).
 """
@@ -25,12 +26,15 @@ from aiohttp import web
 from tests.fakes.server import FakeServer, count_tokens, words
 
 API_VERSION = "2023-06-01"
+# The versions the fake accepts: the gateway's own and the one Anthropic's current SDK sends.
+API_VERSIONS = frozenset({API_VERSION, "2026-10-21"})
 TOOL_INPUT = {"location": "Paris"}
 TOOL_USE_ID = "toolu_fake_0001"
 MESSAGE_ID = "msg_fake_0001"
 MODELS = ["claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"]
 FIELDS = frozenset({"model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences",
-                    "stream", "metadata", "tools", "tool_choice", "thinking", "service_tier"})
+                    "stream", "metadata", "tools", "tool_choice", "thinking", "service_tier", "context_management",
+                    "output_config"})
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 ERRORS = {
@@ -132,13 +136,18 @@ def check_request(body: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages: Field required")
     previous_tool_uses: set[str] = set()
+    # "system" turns (text instructions between the turns) take no part in the alternation.
     for i, message in enumerate(messages):
+        if message.get("role") == "system" and not text_of(message.get("content")):
+            raise BadRequest(f"messages.{i}: a system message needs text content")
+    turns = [m for m in messages if m.get("role") != "system"]
+    for i, message in enumerate(turns):
         role = message.get("role")
         if role not in ("user", "assistant"):
-            raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            raise BadRequest(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
         if i == 0 and role != "user":
             raise BadRequest('messages: first message must use the "user" role')
-        if i > 0 and messages[i - 1].get("role") == role:
+        if i > 0 and turns[i - 1].get("role") == role:
             raise BadRequest(f'messages: roles must alternate between "user" and "assistant", '
                              f'but found multiple "{role}" roles in a row')
         previous_tool_uses = _check_blocks(i, role, message.get("content"), previous_tool_uses)
@@ -161,8 +170,9 @@ def plan_reply(body: dict[str, Any]) -> dict[str, Any]:
         for block in blocks_of(message["content"]):
             prompt.append(block.get("text") or text_of(block.get("content")) if block.get("type") != "image" else "")
     input_tokens = sum(count_tokens(p) for p in prompt if p) or 1
-    last = blocks_of(messages[-1]["content"])
-    said = text_of(messages[-1]["content"])
+    final = [m for m in messages if m.get("role") != "system"][-1]
+    last = blocks_of(final["content"])
+    said = text_of(final["content"])
     results = [b for b in last if b.get("type") == "tool_result"]
     choice = (body.get("tool_choice") or {}).get("type")
     offered = [t["name"] for t in body.get("tools") or []] if choice != "none" else []
@@ -195,7 +205,8 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def stream_events(plan: dict[str, Any], model: str) -> list[bytes]:
-    usage = {"input_tokens": plan["input_tokens"], "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    usage = {"input_tokens": plan["input_tokens"], "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": plan.get("cache_read", 0)}
     events = [event("message_start", {"message": {
         "id": plan["id"], "type": "message", "role": "assistant", "content": [], "model": model,
         "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})]
@@ -226,7 +237,7 @@ def message_body(plan: dict[str, Any], model: str) -> dict[str, Any]:
     return {"id": plan["id"], "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": plan["stop_reason"], "stop_sequence": plan["stop_sequence"],
             "usage": {"input_tokens": plan["input_tokens"], "output_tokens": plan["output_tokens"],
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": plan.get("cache_read", 0)}}
 
 
 class FakeAnthropic(FakeServer):
@@ -234,17 +245,20 @@ class FakeAnthropic(FakeServer):
         super().__init__()
         self.api_key = api_key
         self.stream_error_after: int | None = None
+        self.cache_read_tokens = 0  # reported as read from the prompt cache (part of the input, not counted twice)
 
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/messages", self.messages), web.get("/v1/models", self.models)]
+        return [web.post("/v1/messages", self.messages), web.post("/v1/messages/count_tokens", self.count_tokens),
+                web.get("/v1/models", self.models)]
 
     def reset(self) -> None:
         super().reset()
         self.stream_error_after = None
+        self.cache_read_tokens = 0
 
     def fail_next(self, status: int) -> None:
         """The next request gets Anthropic's error body for this status (429 with retry-after: 7)."""
@@ -261,7 +275,7 @@ class FakeAnthropic(FakeServer):
             return web.Response(status=401, body=error_body("authentication_error", "invalid x-api-key"),
                                 content_type="application/json")
         version = request.headers.get("anthropic-version")
-        if version != API_VERSION:
+        if version not in API_VERSIONS:
             message = "anthropic-version: header is required" if not version else f"anthropic-version: invalid version {version}"
             return web.Response(status=400, body=error_body("invalid_request_error", message),
                                 content_type="application/json")
@@ -274,6 +288,18 @@ class FakeAnthropic(FakeServer):
                                              "created_at": "2025-05-14T00:00:00Z"} for m in MODELS],
                                    "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
 
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """The input tokens the fake model would count for this request (as plan_reply counts them)."""
+        if refused := self._refused(request):
+            return refused
+        try:
+            body = orjson.loads(await request.read())
+            check_request({**body, "max_tokens": 1} if isinstance(body, dict) else body)
+        except (orjson.JSONDecodeError, BadRequest) as exc:
+            return web.Response(status=400, body=error_body("invalid_request_error", str(exc)),
+                                content_type="application/json")
+        return self.json_response({"input_tokens": plan_reply({**body, "max_tokens": 1})["input_tokens"]})
+
     async def messages(self, request: web.Request) -> web.StreamResponse:
         if refused := self._refused(request):
             return refused
@@ -284,6 +310,7 @@ class FakeAnthropic(FakeServer):
             return web.Response(status=400, body=error_body("invalid_request_error", str(exc)),
                                 content_type="application/json")
         plan = plan_reply(body)
+        plan["cache_read"] = self.cache_read_tokens
         if not body.get("stream"):
             return self.json_response(message_body(plan, body["model"]), headers={"request-id": "req_fake0001"})
         events = stream_events(plan, body["model"])

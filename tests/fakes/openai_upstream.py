@@ -34,7 +34,8 @@ def plan_reply(body: dict[str, Any]) -> dict[str, Any]:
     """What the fake model answers: content pieces or a tool call, finish reason and usage."""
     messages = body["messages"]
     prompt_tokens = sum(count_tokens(text_of(m.get("content"))) for m in messages)
-    last = messages[-1]
+    # The last turn that is not an instruction (a system message may follow the user's turn).
+    last = next((m for m in reversed(messages) if m.get("role") not in ("system", "developer")), messages[-1])
     offered = {t["function"]["name"] for t in body.get("tools") or [] if t.get("type") == "function"}
     said = text_of(last.get("content"))
     if last.get("role") == "tool":

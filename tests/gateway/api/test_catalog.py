@@ -40,7 +40,6 @@ def test_model_options_lists_metadata_capabilities_and_availability(client: Clie
     assert mini["context_window"] == 128000 and mini["pricing"]["input_per_million"] == 0.15
     assert mini["capabilities"] == {"streaming": True, "tools": True, "vision": True, "embeddings": False}
     assert mini["available"] and options["gpt-*"]["pattern"]
-    assert mini["endpoints"] == ["chat.completions", "completions", "responses"]
     assert not options["broken"]["available"]  # its only provider has no key
 
 
@@ -116,7 +115,9 @@ def test_route_check_errors(client: Client, registry: dict) -> None:
     assert empty["deployments"] == [] and "503" in empty["reason"]
 
 
-def test_model_options_say_an_embedding_model_serves_embeddings_only(client: Client, registry: dict) -> None:
+def test_model_options_list_the_endpoints_each_model_serves(client: Client, registry: dict) -> None:
     make_model("text-embedding-3-small", (registry["main"], "text-embedding-3-small"), embeddings=True)
     options = {o["id"]: o for o in get(client, "/v1/model-options", registry["token"]).json()["data"]}
+    assert options["gpt-4o-mini"]["endpoints"] == ["chat/completions", "completions", "responses", "messages",
+                                                   "messages/count_tokens"]
     assert options["text-embedding-3-small"]["endpoints"] == ["embeddings"]

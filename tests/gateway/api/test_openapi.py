@@ -26,6 +26,12 @@ pytestmark = pytest.mark.django_db
 # Prometheus' scrape (its text format; off unless GATEWAY_METRICS, see README "Metrics and logs").
 NOT_API = {"/", "/v1/docs", "/metrics"}
 ERROR_FIELDS = {"message", "type", "param", "code"}
+# The Messages API's endpoints answer errors in that API's envelope ({"type": "error", "error": {"type", "message"}}).
+MESSAGES_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
+
+
+def error_schema(path: str) -> str:
+    return "#/components/schemas/" + ("MessagesError" if path in MESSAGES_PATHS else "Error")
 
 
 @pytest.fixture
@@ -99,11 +105,14 @@ def test_every_v1_operation_that_needs_a_token_documents_401_with_the_error_enve
                 continue
             assert {"bearerAuth": []} in operation["security"], (path, method)
             assert operation["responses"]["401"]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/Error"}, (path, method)
+                "$ref": error_schema(path)}, (path, method)
             checked += 1
     assert checked == len([op for op in served_operations() if op[0].startswith("/v1/")]) - 1
     error = resolved({"$ref": "#/components/schemas/Error"}, document)
     assert set(error["properties"]["error"]["properties"]) == ERROR_FIELDS
+    messages_error = resolved({"$ref": "#/components/schemas/MessagesError"}, document)
+    assert set(messages_error["properties"]) == {"type", "error"}
+    assert set(messages_error["properties"]["error"]["properties"]) == {"type", "message"}
 
 
 def test_every_error_response_has_the_error_envelope(document: dict[str, Any]) -> None:
@@ -112,7 +121,7 @@ def test_every_error_response_has_the_error_envelope(document: dict[str, Any]) -
             for status, response in operation["responses"].items():
                 if int(status) < 400 or path == "/health":  # /health answers 503 with its own body
                     continue
-                assert response["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Error", \
+                assert response["content"]["application/json"]["schema"]["$ref"] == error_schema(path), \
                     (path, method, status)
 
 
@@ -126,23 +135,25 @@ def test_the_inference_endpoints_document_their_errors_and_streaming(document: d
         assert "model" in request_schema["properties"] and "provider" in request_schema["properties"]
     streamed = {path for path in hot_routes()
                 if "text/event-stream" in document["paths"][path]["post"]["responses"]["200"]["content"]}
-    assert streamed == {"/v1/chat/completions", "/v1/completions", "/v1/responses"}
+    assert streamed == {"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"}
 
 
-def test_the_three_token_forms_are_documented_as_alternative_security_schemes(document: dict[str, Any]) -> None:
+def test_the_four_token_forms_are_documented_as_alternative_security_schemes(document: dict[str, Any]) -> None:
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}
     assert (schemes["xAuthToken"]["in"], schemes["xAuthToken"]["name"]) == ("header", "X-AUTH-TOKEN")
     assert (schemes["authTokenQuery"]["in"], schemes["authTokenQuery"]["name"]) == ("query", "auth_token")
     security = document["paths"]["/v1/models"]["get"]["security"]
-    assert security == [{"bearerAuth": []}, {"xAuthToken": []}, {"authTokenQuery": []}]  # any one of them
+    assert security == [{"bearerAuth": []}, {"xAuthToken": []}, {"xApiKey": []}, {"authTokenQuery": []}]  # any one
+    assert (schemes["xApiKey"]["in"], schemes["xApiKey"]["name"]) == ("header", "X-API-Key")
 
 
 def test_the_query_token_is_not_documented_when_it_is_switched_off(client: Client, settings: Any) -> None:
     settings.GATEWAY = {"ALLOW_QUERY_TOKEN": False}
     document = client.get("/v1/openapi.json").json()
     assert "authTokenQuery" not in document["components"]["securitySchemes"]
-    assert document["paths"]["/v1/chat/completions"]["post"]["security"] == [{"bearerAuth": []}, {"xAuthToken": []}]
+    assert document["paths"]["/v1/chat/completions"]["post"]["security"] == [
+        {"bearerAuth": []}, {"xAuthToken": []}, {"xApiKey": []}]
 
 
 def test_with_anonymous_access_no_token_is_documented_as_one_more_way_in(client: Client, settings: Any) -> None:
@@ -304,7 +315,8 @@ def test_every_request_example_is_accepted_by_the_gateway_with_the_default_regis
             if streamed and path == "/v1/responses":  # Responses streams end with their last event, no [DONE]
                 assert response.text.rstrip().splitlines()[-2] == "event: response.completed", (path, name)
             elif streamed:
-                assert response.text.rstrip().endswith("data: [DONE]"), (path, name, response.text)
+                end = 'event: message_stop\ndata: {"type":"message_stop"}' if path in MESSAGES_PATHS else "data: [DONE]"
+                assert response.text.rstrip().endswith(end), (path, name, response.text)
 
 
 def test_a_stream_is_described_event_by_event(document: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from django.urls import reverse
 from gateway.edge.app import GatewayApp, hot_routes
 from gateway.edge.http import Request, Response
 from gateway.edge.views import HotView
-from gateway.inference.views import ChatCompletions, Completions, Embeddings, Responses
+from gateway.inference.views import ChatCompletions, Completions, CountTokens, Embeddings, Messages, Responses
 
 
 def test_every_inference_endpoint_is_named_in_urls_and_served_from_that_table() -> None:
@@ -21,10 +21,12 @@ def test_every_inference_endpoint_is_named_in_urls_and_served_from_that_table() 
     assert reverse("completions") == "/v1/completions"
     assert reverse("embeddings") == "/v1/embeddings"
     assert reverse("responses") == "/v1/responses"
+    assert reverse("messages") == "/v1/messages"
+    assert reverse("messages-count-tokens") == "/v1/messages/count_tokens"
     routes = hot_routes()
     assert {path: type(view) for path, view in routes.items()} == {
         "/v1/chat/completions": ChatCompletions, "/v1/completions": Completions, "/v1/embeddings": Embeddings,
-        "/v1/responses": Responses}
+        "/v1/responses": Responses, "/v1/messages": Messages, "/v1/messages/count_tokens": CountTokens}
 
 
 def run_asgi(app: Any, method: str = "POST", path: str = "/x", headers: list | None = None,
