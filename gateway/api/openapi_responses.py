@@ -21,10 +21,11 @@ class ResponseInput(serializers.JSONField):
 
 
 class ResponseRequestSerializer(InferenceRequestSerializer):
-    input = ResponseInput(required=False, help_text=(
+    # Described as required: the gateway also takes a body with only `previous_response_id` (it
+    # continues that conversation as it is), which the description need not advertise.
+    input = ResponseInput(required=True, help_text=(
         "A string (one user message) or input items: messages (content a string or `input_text` / "
-        "`input_image` parts), `function_call` and `function_call_output` items. Required unless "
-        "`previous_response_id` is given."))
+        "`input_image` parts), `function_call` and `function_call_output` items."))
     instructions = serializers.CharField(required=False, allow_null=True,
                                          help_text="A system message for this response only (not carried over).")
     previous_response_id = name(required=False, allow_null=True, help_text=(
