@@ -133,6 +133,17 @@ class ProviderAccount(models.Model):
     options = models.JSONField(default=dict, blank=True, help_text='Kind-specific, e.g. {"account_id": "..."}')
     connect_timeout = models.FloatField(default=10.0, help_text="Seconds to open a connection.")
     read_timeout = models.FloatField(default=300.0, help_text="Seconds to wait for the next bytes of an answer.")
+    # Cooldowns of this account's deployments; empty: the GATEWAY_COOLDOWN_* setting.
+    cooldown_failures = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Failures within the window that put a deployment of this account in "
+                                         "cooldown (0: never). Empty: GATEWAY_COOLDOWN_FAILURES.")
+    cooldown_window_seconds = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001)],
+        help_text="Seconds in which those failures count. Empty: GATEWAY_COOLDOWN_WINDOW_SECONDS.")
+    cooldown_seconds = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="Seconds a deployment in cooldown is tried only when nothing else is left. "
+                  "Empty: GATEWAY_COOLDOWN_SECONDS.")
     active = models.BooleanField(default=True)
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -196,6 +207,24 @@ def validate_model_name(value: str) -> None:
         raise ValidationError("Use a single * as the wildcard.")
 
 
+def split_names(text: str) -> list[str]:
+    """Names one per line or comma-separated, in order, without blanks or repeats."""
+    return list(dict.fromkeys(item.strip() for item in re.split(r"[,\n]", text or "") if item.strip()))
+
+
+def fallback_problems(name: str, fallbacks: list[str], known: set[str]) -> list[str]:
+    """What is wrong with ``fallbacks`` for the model ``name``, given the exact model names that exist."""
+    problems = []
+    for fallback in fallbacks:
+        if fallback == name:
+            problems.append(f"{fallback!r} is this model itself.")
+        elif "*" in fallback:
+            problems.append(f"{fallback!r} is a pattern: a fallback is an exact model name.")
+        elif fallback not in known:
+            problems.append(f"No model named {fallback!r}.")
+    return problems
+
+
 class ModelEntry(models.Model):
     """A public model name, or a pattern such as ``gpt-*``, that clients may ask for."""
 
@@ -226,6 +255,10 @@ class ModelEntry(models.Model):
     tools = models.BooleanField(default=True, help_text="Capability: function/tool calling.")
     vision = models.BooleanField(default=False, help_text="Capability: image input.")
     embeddings = models.BooleanField(default=False, help_text="Capability: an embedding model.")
+    fallbacks = models.TextField(
+        blank=True, help_text="Other models (exact names) to try, in order, when every deployment of this one "
+                              "fails; one per line or comma-separated.",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -251,6 +284,9 @@ class ModelEntry(models.Model):
         upstream = deployment.upstream_model if deployment is not None else ""
         return prices.pricing(self.input_price_per_million, self.cached_input_price_per_million,
                               self.output_price_per_million, upstream or (None if self.is_pattern else self.name))
+
+    def fallback_names(self) -> list[str]:
+        return split_names(self.fallbacks)
 
     def active_deployments(self) -> list[Deployment]:
         """In the order they are tried (uses a prefetched ``deployments`` when there is one)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.access.authentication import TokenInfo
 from gateway.access.limits import LimitExceeded
@@ -22,43 +22,74 @@ from gateway.conf import gateway_settings
 from gateway.edge.http import Request, Response
 from gateway.edge.views import HotView
 from gateway.errors import GatewayError
-from gateway.inference import validation
+from gateway.inference import dispatch, validation
 from gateway.inference.dispatch import send_with_fallbacks
 from gateway.inference.operations import Operation
 from gateway.inference.relay import read, relay_stream
+from gateway.inference.transport import UpstreamResponse
+from gateway.routing import fallbacks
 from gateway.routing import registry as routing
+from gateway.routing.fallbacks import Target
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
 from providers.base import Adapter, ProviderError, UpstreamRequest, Usage
+
+T = TypeVar("T")
 
 
 def session_id(request: Request) -> str:
     return request.headers.get("x-session-id") or request.cookie("session_id") or ""
 
 
-async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[Entry, list[Route]]:
-    """The registry entry and deployments for the body's model (and optional ``provider``)."""
+async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[Entry, list[Route], list[Target]]:
+    """The registry entry and deployments for the body's model (and optional ``provider``), and every
+    attempt the request may make (those deployments, then its fallback models')."""
     registry = await routing.current()
     model = validation.optional_string(body, "model")
     call.requested_model = model or (registry.default.name if registry.default else "")
-    model, entry, routes = routing.choose(registry, model, validation.optional_string(body, "provider"), token)
+    provider = validation.optional_string(body, "provider")
+    model, entry, routes = routing.choose(registry, model, provider, token)
     call.entry = entry
-    if not routes:
+    attempts = fallbacks.targets(registry, entry, model, routes, provider, token)
+    if not attempts:
         raise GatewayError(503, f"The model `{model}` has no active deployment.", "server_error", "no_deployment")
-    return entry, routes
+    return entry, routes, attempts
 
 
-async def answer_within_deadline(call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest],
-                                 ) -> tuple[Adapter, UpstreamRequest, bytes]:
-    """A non-streamed answer, whole: every attempt and the read of the body share one deadline."""
+async def answer_within_deadline(call: Call, targets: list[Target], build: Callable[[Adapter, Target], UpstreamRequest],
+                                 translate: Callable[[Adapter, UpstreamRequest, bytes], T]) -> T:
+    """A non-streamed answer, whole and translated: every attempt and the read of its body share one
+    deadline; an answer that cannot be read (or translated) is a failed attempt, and the next is tried."""
     deadline = gateway_settings.REQUEST_DEADLINE_SECONDS
+
+    async def accept(adapter: Adapter, sent: UpstreamRequest, upstream_response: UpstreamResponse) -> T:
+        raw = await upstream_response.read()
+        return read(lambda data: translate(adapter, sent, data), raw)
+
     try:
         async with asyncio.timeout(deadline):
-            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
-            return adapter, sent, await upstream_response.read()
+            return await send_with_fallbacks(call, targets, build, accept)
     except TimeoutError:
         raise ProviderError(504, f"The upstream did not finish its answer within {deadline:g} s "
                             "(GATEWAY_REQUEST_DEADLINE_SECONDS).", "upstream_error", "upstream_timeout") from None
+
+
+async def _headers_only(adapter: Adapter, sent: UpstreamRequest,
+                        upstream_response: UpstreamResponse) -> tuple[Adapter, UpstreamRequest, UpstreamResponse]:
+    return adapter, sent, upstream_response
+
+
+# Errors a stream can end with that are its upstream's failure (a client that left is not).
+STREAM_FAILURES = frozenset({"upstream_malformed", "upstream_stream_failed", "stream_incomplete",
+                             "upstream_response_too_large", "upstream_timeout"})
+
+
+async def stream_failed(call: Call) -> None:
+    """A stream that broke after its first byte cannot move to another deployment; its deployment's
+    failure still counts towards its cooldown."""
+    error, route = call.error, call.route
+    if error is not None and route is not None and (error.code in STREAM_FAILURES or error.status >= 500):
+        await dispatch.failed(call, Target(call.entry, call.served_model, route), error)  # type: ignore[arg-type]
 
 
 def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> Callable[[], Usage] | None:
@@ -67,7 +98,7 @@ def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any])
     if call.usage is not None or not call.response_body or operation.estimate is None:
         return None
     estimate = operation.estimate
-    model = call.route.model_for(call.requested_model) if call.route else call.requested_model
+    model = call.upstream_model()
     return lambda: estimate(client_body, call.response_body, model)
 
 
@@ -83,7 +114,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         operation.validate(body)
         stream, include_usage = validation.stream_flags(body) if operation.stream else (False, False)
         call.stream = stream
-        entry, routes = await resolve(call, body, call.token)
+        entry, routes, targets = await resolve(call, body, call.token)
         client_body = dict(body)
         for limiter in limiters:
             grant = await limiter.check(request, body, entry, operation.generates,
@@ -95,16 +126,18 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         body.pop("provider", None)
         model = call.requested_model
 
-        def build(adapter: Adapter, route: Route) -> UpstreamRequest:
-            return operation.request(adapter, body, route.model_for(model), entry)
+        def build(adapter: Adapter, target: Target) -> UpstreamRequest:
+            return operation.request(adapter, body, target.upstream_model, target.entry)
 
         if stream:
-            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
+            adapter, sent, upstream_response = await send_with_fallbacks(call, targets, build, _headers_only)
             translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
+            await stream_failed(call)
         else:
-            adapter, sent, raw = await answer_within_deadline(call, routes, build)
-            result = read(lambda data: operation.result(adapter, data, model, client_body, sent.context), raw)
+            result = await answer_within_deadline(
+                call, targets, build,
+                lambda adapter, sent, data: operation.result(adapter, data, model, client_body, sent.context))
             call.usage = result.usage
             call.response_body = result.body
             if call.usage is not None or operation.estimate is None:
@@ -112,8 +145,8 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             await response.json(200, result.body)
         if call.usage is None and operation.estimate is not None and call.error is None:
             # Off the event loop: the first use of an encoding in a process takes a moment to load.
-            model = call.route.model_for(call.requested_model) if call.route else call.requested_model
-            call.usage = await asyncio.to_thread(operation.estimate, client_body, call.response_body, model)
+            call.usage = await asyncio.to_thread(operation.estimate, client_body, call.response_body,
+                                                 call.upstream_model())
             call.usage_estimated = True
     except ProviderError as exc:
         call.fail(exc)
