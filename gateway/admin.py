@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -10,13 +12,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from gateway import models as registry_models
 from gateway import provider_keys
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.models import ApiToken, Deployment, Limited, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.reports import log_list
 from gateway.reports import views as report_views
+from gateway.routing.cooldowns import Cooling, cooldowns
 from gateway.routing.provider_check import check_connection
 
 LIMITS_HELP = ("Checked before every inference request, by all workers together. A team's limits cover all "
@@ -97,7 +102,7 @@ class ProviderAccountForm(forms.ModelForm):
     class Meta:
         model = ProviderAccount
         fields = ("name", "kind", "base_url", "api_key", "clear_api_key", "options", "connect_timeout",
-                  "read_timeout", "active")
+                  "read_timeout", "cooldown_failures", "cooldown_window_seconds", "cooldown_seconds", "active")
 
     def save(self, commit: bool = True) -> ProviderAccount:
         account = super().save(commit=False)
@@ -110,6 +115,22 @@ class ProviderAccountForm(forms.ModelForm):
         return account
 
 
+_cooldown_cache: tuple[float, list[Cooling] | None] = (float("-inf"), [])
+
+
+def _cooldowns() -> list[Cooling] | None:
+    """The deployments in cooldown, read at most once a second (a changelist shows many accounts)."""
+    global _cooldown_cache
+    read_at, found = _cooldown_cache
+    if time.monotonic() - read_at > 1.0:
+        try:
+            found = cooldowns.listing_sync()
+        except Exception:
+            found = None
+        _cooldown_cache = (time.monotonic(), found)
+    return found
+
+
 UNDECRYPTABLE_ADVICE = ("cannot be decrypted with the configured GATEWAY_ENCRYPTION_KEYS: requests to it fail "
                         "(503, provider_key_undecryptable). Add the key it was encrypted with to "
                         "GATEWAY_ENCRYPTION_KEYS (then run manage.py gateway_rekey), or enter the API key again.")
@@ -119,10 +140,10 @@ UNDECRYPTABLE_ADVICE = ("cannot be decrypted with the configured GATEWAY_ENCRYPT
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
     list_display = ("name", "kind", "base_url", "active", "key", "configured", "last_success_at",
-                    "last_error_at", "last_error")
+                    "last_error_at", "last_error", "in_cooldown")
     list_filter = ("kind", "active")
     search_fields = ("name",)
-    readonly_fields = ("key", "last_success_at", "last_error_at", "last_error", "created_at")
+    readonly_fields = ("key", "last_success_at", "last_error_at", "last_error", "in_cooldown", "created_at")
     actions = ("check_connection_action",)
 
     @admin.display(description="stored key")
@@ -136,6 +157,17 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def configured(self, obj: ProviderAccount) -> bool:
         return obj.is_configured
+
+    @admin.display(description="in cooldown")
+    def in_cooldown(self, obj: ProviderAccount) -> str:
+        """Its deployments in cooldown now (upstream model, until when, why): tried only when nothing else is left."""
+        cooling = _cooldowns()
+        if cooling is None:
+            return "unknown (Redis did not answer)"
+        found = [c for c in cooling if c.provider == obj.name]
+        rows = [(c.model, timezone.localtime(datetime.fromtimestamp(c.until, UTC)).strftime("%Y-%m-%d %H:%M:%S"),
+                 c.reason) for c in found]
+        return format_html_join("", "<div>{} until {}: {}</div>", rows) if rows else "-"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         unreadable = [p.name for p in ProviderAccount.objects.exclude(api_key_encrypted="")
@@ -185,8 +217,20 @@ class PriceSourceFilter(admin.SimpleListFilter):
         return queryset.filter(id__in=ids)
 
 
+class ModelEntryForm(forms.ModelForm):
+    def clean_fallbacks(self) -> str:
+        """Exact names of other existing models; stored one per line."""
+        names = registry_models.split_names(self.cleaned_data.get("fallbacks", ""))
+        known = set(ModelEntry.objects.exclude(name__contains="*").values_list("name", flat=True))
+        problems = registry_models.fallback_problems(self.cleaned_data.get("name") or self.instance.name, names, known)
+        if problems:
+            raise forms.ValidationError(problems)
+        return "\n".join(names)
+
+
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
+    form = ModelEntryForm
     list_display = ("name", "is_pattern", "context_window", "input_price", "cached_input_price", "output_price",
                     "prices", "is_default", "active")
     list_filter = ("active", "is_default", PriceSourceFilter)

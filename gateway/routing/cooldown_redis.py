@@ -15,7 +15,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from gateway.routing.cooldowns import Cooling, Key, State, Store
+from gateway.routing.cooldown_store import Cooling, Key, State, Store
 
 TIMEOUT = 2.0
 UNTIL, FAILS = "gw:cd:until", "gw:cd:fails"
