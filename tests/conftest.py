@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 
 from gateway import invalidation
-from gateway.routing.cooldowns import cooldowns
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, Team
+from gateway.routing.cooldowns import cooldowns
 from gateway.usage.log_writer import writer
 
 if TYPE_CHECKING:

@@ -61,10 +61,8 @@ end
 count = count + 1
 local current = redis.call('HGET', KEYS[1], field)
 local current_until = current and tonumber(string.match(current, '^(%d+)')) or 0
-local cool = 0
-if count >= threshold or current_until > now then cool = cooldown end
-if least > cool then cool = least end
-if cool > 0 then
+if count >= threshold or current_until > now then
+  local cool = math.max(cooldown, least, 1)
   redis.call('HDEL', KEYS[2], field)
   if now + cool > current_until then redis.call('HSET', KEYS[1], field, (now + cool) .. ' ' .. ARGV[7]) end
 else

@@ -46,7 +46,7 @@ class Store(ABC):
     @abstractmethod
     async def fail(self, key: Key, policy: tuple[int, float, float], now: float, at_least: float,
                    reason: str) -> State:
-        """Count a failure; ``at_least``: seconds of cooldown it asks for whatever the count (Retry-After)."""
+        """Count a failure; should it start a cooldown, that lasts at least ``at_least`` seconds (a Retry-After)."""
 
     @abstractmethod
     async def reset(self, key: Key, now: float) -> State: ...
@@ -94,9 +94,8 @@ class MemoryStore(Store):
             count += 1
             current = self._cooling.get(key)
             cooling = current is not None and current.until > now
-            cool = seconds if count >= threshold or cooling else 0.0
-            cool = max(cool, at_least)
-            if cool > 0:
+            if count >= threshold or cooling:
+                cool = max(seconds, at_least, 0.001)
                 self._fails.pop(key, None)
                 if current is None or now + cool > current.until:
                     self._cooling[key] = Cooling(key[0], key[1], now + cool, reason)

@@ -2,9 +2,10 @@
 
 A deployment that fails ``failures`` times within ``window`` seconds (counted from the first) is in
 cooldown for ``seconds``: while it lasts, requests try it only when nothing else is left (it is
-sorted last, not dropped). A 429 or 503 whose ``Retry-After`` asks for longer cools it that long (at
-most ``COOLDOWN_MAX_RETRY_AFTER_SECONDS``) at once. A success ends its cooldown and its count. A
-failure while it is in cooldown (it was the last resort) starts a new cooldown.
+sorted last, not dropped). When the failure that starts it is a 429 or 503 whose ``Retry-After``
+(seconds or an HTTP date) asks for longer, it lasts that long, at most
+``COOLDOWN_MAX_RETRY_AFTER_SECONDS``. A success ends its cooldown and its count. A failure while it
+is in cooldown (it was the last resort) starts a new cooldown.
 
 Where the state lives: with ``REDIS_URL``, in Redis (gateway/routing/cooldown_redis.py), shared by
 every worker and instance; each worker reads it whole (one small script) at most every
