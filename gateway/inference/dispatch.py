@@ -52,9 +52,10 @@ async def failed(call: Call, target: Target, error: ProviderError, retry_after: 
 
 
 async def send_with_fallbacks(call: Call, targets: list[Target], build: Callable[[Adapter, Target], UpstreamRequest],
-                              accept: Accept[T]) -> T:
+                              accept: Accept[T], whole: bool = True) -> T:
     """What ``accept(adapter, request, response)`` makes of the first successful (2xx) upstream answer
-    it can read."""
+    it can read. ``whole``: that is the whole answer, a success for its deployment's cooldown count
+    (a stream's success is known only at its end: ``stream_ended``)."""
     last_error: ProviderError | None = None
     transport = upstream.current()
     started = time.monotonic()
@@ -88,7 +89,8 @@ async def send_with_fallbacks(call: Call, targets: list[Target], build: Callable
                     raise
                 last_error = exc
             else:
-                await cooldowns.succeeded(target.key)
+                if whole:
+                    await cooldowns.succeeded(target.key)
                 return accepted
             await failed(call, target, last_error)
             continue

@@ -29,6 +29,7 @@ from gateway.inference.relay import read, relay_stream
 from gateway.inference.transport import UpstreamResponse
 from gateway.routing import fallbacks
 from gateway.routing import registry as routing
+from gateway.routing.cooldowns import cooldowns
 from gateway.routing.fallbacks import Target
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
@@ -84,12 +85,17 @@ STREAM_FAILURES = frozenset({"upstream_malformed", "upstream_stream_failed", "st
                              "upstream_response_too_large", "upstream_timeout"})
 
 
-async def stream_failed(call: Call) -> None:
+async def stream_ended(call: Call) -> None:
     """A stream that broke after its first byte cannot move to another deployment; its deployment's
-    failure still counts towards its cooldown."""
+    failure still counts towards its cooldown. One that ended well is its deployment's success."""
     error, route = call.error, call.route
-    if error is not None and route is not None and (error.code in STREAM_FAILURES or error.status >= 500):
-        await dispatch.failed(call, Target(call.entry, call.served_model, route), error)  # type: ignore[arg-type]
+    if route is None or call.entry is None:
+        return
+    target = Target(call.entry, call.served_model, route)
+    if error is None:
+        await cooldowns.succeeded(target.key)
+    elif error.code in STREAM_FAILURES or error.status >= 500:
+        await dispatch.failed(call, target, error)
 
 
 def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> Callable[[], Usage] | None:
@@ -130,10 +136,11 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             return operation.request(adapter, body, target.upstream_model, target.entry)
 
         if stream:
-            adapter, sent, upstream_response = await send_with_fallbacks(call, targets, build, _headers_only)
+            adapter, sent, upstream_response = await send_with_fallbacks(call, targets, build, _headers_only,
+                                                                         whole=False)
             translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
-            await stream_failed(call)
+            await stream_ended(call)
         else:
             result = await answer_within_deadline(
                 call, targets, build,
