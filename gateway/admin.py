@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.models import ApiToken, Deployment, Limited, ModelEntry, ProviderAccount, RequestLog, Team
 from gateway.reports import log_list
 from gateway.reports import views as report_views
-from gateway.routing.cooldowns import Cooling, cooldowns
+from gateway.routing.cooldowns import cooldowns
 from gateway.routing.provider_check import check_connection
 
 LIMITS_HELP = ("Checked before every inference request, by all workers together. A team's limits cover all "
@@ -115,20 +115,14 @@ class ProviderAccountForm(forms.ModelForm):
         return account
 
 
-_cooldown_cache: tuple[float, list[Cooling] | None] = (float("-inf"), [])
+_page = threading.local()  # the cooldowns read once for the page being rendered (a list shows many accounts)
 
 
-def _cooldowns() -> list[Cooling] | None:
-    """The deployments in cooldown, read at most once a second (a changelist shows many accounts)."""
-    global _cooldown_cache
-    read_at, found = _cooldown_cache
-    if time.monotonic() - read_at > 1.0:
-        try:
-            found = cooldowns.listing_sync()
-        except Exception:
-            found = None
-        _cooldown_cache = (time.monotonic(), found)
-    return found
+def _read_cooldowns() -> None:
+    try:
+        _page.cooldowns = cooldowns.listing_sync()
+    except Exception:
+        _page.cooldowns = None
 
 
 UNDECRYPTABLE_ADVICE = ("cannot be decrypted with the configured GATEWAY_ENCRYPTION_KEYS: requests to it fail "
@@ -161,7 +155,9 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     @admin.display(description="in cooldown")
     def in_cooldown(self, obj: ProviderAccount) -> str:
         """Its deployments in cooldown now (upstream model, until when, why): tried only when nothing else is left."""
-        cooling = _cooldowns()
+        if obj.pk is None:
+            return "-"
+        cooling = getattr(_page, "cooldowns", None)
         if cooling is None:
             return "unknown (Redis did not answer)"
         found = [c for c in cooling if c.provider == obj.name]
@@ -170,6 +166,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         return format_html_join("", "<div>{} until {}: {}</div>", rows) if rows else "-"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        _read_cooldowns()
         unreadable = [p.name for p in ProviderAccount.objects.exclude(api_key_encrypted="")
                       if p.key_status == provider_keys.UNDECRYPTABLE]
         if unreadable and request.method == "GET":
@@ -179,6 +176,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict | None = None) -> HttpResponse:
+        _read_cooldowns()
         account = self.get_object(request, object_id)
         if account is not None and request.method == "GET" and account.key_status == provider_keys.UNDECRYPTABLE:
             self.message_user(request, f"This account's stored API key {UNDECRYPTABLE_ADVICE}", messages.ERROR)
