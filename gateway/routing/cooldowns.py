@@ -170,7 +170,10 @@ class Cooldowns:
     def clear(self) -> None:
         """Forget every cooldown and count, in the store and here (tests)."""
         for store in self._stores.values():
-            store.clear()
+            try:
+                store.clear()
+            except Exception:  # (a Redis that is gone has nothing to forget)
+                logger.warning("could not clear the cooldowns of %r", store, exc_info=True)
         self._state, self._read_at = State(), float("-inf")
 
 

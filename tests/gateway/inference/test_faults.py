@@ -6,6 +6,8 @@ Fallback models take over when every deployment of a model fails, within the tok
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
 
 import httpx
 import openai
@@ -115,8 +117,6 @@ def test_a_broken_deployment_is_cooled_and_clients_only_see_answers(pair: dict, 
     assert cooling["provider"] == "flaky" and cooling["model"] == "gpt-4o-mini" and cooling["reason"]
     retry_after = breakage == "429 with Retry-After"
     expected = clock.now + (120 if retry_after else 30)
-    from datetime import datetime
-
     assert datetime.fromisoformat(cooling["until"]).timestamp() == pytest.approx(expected, abs=1)
     pair["gateway"].flush_logs()
     rows = list(RequestLog.objects.order_by("id"))
@@ -200,7 +200,7 @@ def test_when_every_deployment_fails_the_fallback_model_answers(fallbacks: dict)
         "claude-sonnet-4-5", "gpt-4.1-2025-04-14", "steady")
     assert row.attempts == 3 and row.status_code == 200
     # priced as the model that answered: gpt-4.1's 2 / 8 USD per million tokens
-    assert row.cost == (row.prompt_tokens * 2 + row.completion_tokens * 8) / __import__("decimal").Decimal(10**6)
+    assert row.cost == Decimal(row.prompt_tokens * 2 + row.completion_tokens * 8) / 10**6
 
 
 def test_a_token_that_may_not_use_the_fallback_does_not_get_it(fallbacks: dict) -> None:
