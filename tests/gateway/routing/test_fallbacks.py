@@ -19,8 +19,8 @@ def entry(name: str, *routes: routing.Route, fallbacks: tuple[str, ...] = ()) ->
                          fallbacks=fallbacks)
 
 
-def route(name: str, model: str = "") -> routing.Route:
-    return routing.Route(Account(name, "openai" if name.startswith("o") else "anthropic", "", "k"), model, 1, 0)
+def route(name: str, model: str = "", priority: int = 0) -> routing.Route:
+    return routing.Route(Account(name, "openai" if name.startswith("o") else "anthropic", "", "k"), model, 1, priority)
 
 
 class Token:
@@ -39,7 +39,7 @@ def plan(registry: routing.Registry, model: str, token: Token | None = None, pro
 
 
 REGISTRY = routing.Registry([
-    entry("claude", route("anth-1", "claude-x"), route("anth-1", "claude-y"), fallbacks=("gpt", "mini")),
+    entry("claude", route("anth-1", "claude-x"), route("anth-1", "claude-y", 1), fallbacks=("gpt", "mini")),
     entry("gpt", route("oa-1"), fallbacks=("claude", "mini")),  # (a cycle back to claude)
     entry("mini", route("oa-2", "gpt-mini-2025")),
 ])
@@ -55,8 +55,8 @@ def test_a_fallback_the_token_may_not_use_is_left_out() -> None:
 
 
 def test_a_requested_provider_holds_for_the_fallbacks_too() -> None:
-    assert plan(REGISTRY, "claude", provider="anthropic") == [("claude", "anth-1", "claude-x"),
-                                                               ("claude", "anth-1", "claude-y")]
+    assert sorted(plan(REGISTRY, "claude", provider="anthropic")) == [("claude", "anth-1", "claude-x"),
+                                                                       ("claude", "anth-1", "claude-y")]
 
 
 def test_unknown_fallback_names_are_skipped_and_attempts_bounded() -> None:
