@@ -113,6 +113,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
     call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
     limiters = getattr(view, "limiters", ())
     grants: list[tuple[Any, Grant]] = []
+    relayed = False
     try:
         await view.initial(request)
         call.token = request.user
@@ -140,7 +141,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
                                                                          whole=False)
             translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
-            await stream_ended(call)
+            relayed = True
         else:
             result = await answer_within_deadline(
                 call, targets, build,
@@ -165,5 +166,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         call.log()
         for limiter, grant in grants:
             limiter.settle(grant, call, partial_usage(operation, call, client_body))
+        if relayed:  # (after its row is queued: counting it may wait for Redis)
+            await stream_ended(call)
 
 

@@ -5,6 +5,7 @@ Fallback models take over when every deployment of a model fails, within the tok
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -150,6 +151,10 @@ def test_a_stream_broken_after_its_headers_ends_in_an_error_and_counts_towards_t
     for _ in range(2):
         with pytest.raises(openai.APIError):
             ask(pair, stream=True)
+    # (counted when the gateway has finished the request, just after the client saw its end)
+    deadline = time.monotonic() + 10
+    while not health(pair)["cooldowns"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [c["provider"] for c in health(pair)["cooldowns"]] == ["flaky"]
     assert ask(pair, stream=True) == "Echo: hello there"
     assert chat_calls(pair["broken"]) == 2
