@@ -170,7 +170,6 @@ class Cooldowns:
     def clear(self) -> None:
         """Forget every cooldown and count, in the current store and here (tests)."""
         store = self._stores.get(settings.REDIS_URL or "")
-        self._stores.clear()
         self._state, self._read_at = State(), float("-inf")
         if store is not None:
             try:
