@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -11,9 +13,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from gateway import provider_keys
+from gateway import provider_keys, validators
 from gateway.access.admin_login import ThrottledAdminAuthenticationForm
 from gateway.conf import gateway_settings
 from gateway.models import (
@@ -29,6 +32,7 @@ from gateway.models import (
 from gateway.reports import dashboard, log_list
 from gateway.reports import views as report_views
 from gateway.routing import patterns
+from gateway.routing.cooldowns import cooldowns
 from gateway.routing.provider_check import check_connection
 from providers.registry import default_base_url, kind_choices
 
@@ -181,7 +185,7 @@ class ProviderAccountForm(forms.ModelForm):
     class Meta:
         model = ProviderAccount
         fields = ("name", "kind", "base_url", "api_key", "clear_api_key", "options", "connect_timeout",
-                  "read_timeout", "active")
+                  "read_timeout", "cooldown_failures", "cooldown_window_seconds", "cooldown_seconds", "active")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -202,6 +206,16 @@ class ProviderAccountForm(forms.ModelForm):
         return account
 
 
+_page = threading.local()  # the cooldowns read once for the page being rendered (a list shows many accounts)
+
+
+def _read_cooldowns() -> None:
+    try:
+        _page.cooldowns = cooldowns.listing_sync()
+    except Exception:
+        _page.cooldowns = None
+
+
 UNDECRYPTABLE_ADVICE = ("cannot be decrypted with the configured GATEWAY_ENCRYPTION_KEYS: requests to it fail "
                         "(503, provider_key_undecryptable). Add the key it was encrypted with to "
                         "GATEWAY_ENCRYPTION_KEYS (then run manage.py gateway_rekey), or enter the API key again.")
@@ -211,10 +225,10 @@ UNDECRYPTABLE_ADVICE = ("cannot be decrypted with the configured GATEWAY_ENCRYPT
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
     list_display = ("name", "kind", "base_url", "active", "key", "configured", "last_success_at",
-                    "last_error_at", "last_error")
+                    "last_error_at", "last_error", "in_cooldown")
     list_filter = ("kind", "active")
     search_fields = ("name",)
-    readonly_fields = ("key", "last_success_at", "last_error_at", "last_error", "created_at")
+    readonly_fields = ("key", "last_success_at", "last_error_at", "last_error", "in_cooldown", "created_at")
     actions = ("check_connection_action",)
 
     @admin.display(description="stored key")
@@ -229,7 +243,21 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     def configured(self, obj: ProviderAccount) -> bool:
         return obj.is_configured
 
+    @admin.display(description="in cooldown")
+    def in_cooldown(self, obj: ProviderAccount) -> str:
+        """Its deployments in cooldown now (upstream model, until when, why): tried only when nothing else is left."""
+        if obj.pk is None:
+            return "-"
+        cooling = getattr(_page, "cooldowns", None)
+        if cooling is None:
+            return "unknown (Redis did not answer)"
+        found = [c for c in cooling if c.provider == obj.name]
+        rows = [(c.model, timezone.localtime(datetime.fromtimestamp(c.until, UTC)).strftime("%Y-%m-%d %H:%M:%S"),
+                 c.reason) for c in found]
+        return format_html_join("", "<div>{} until {}: {}</div>", rows) if rows else "-"
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        _read_cooldowns()
         unreadable = [p.name for p in ProviderAccount.objects.exclude(api_key_encrypted="")
                       if p.key_status == provider_keys.UNDECRYPTABLE]
         if unreadable and request.method == "GET":
@@ -239,6 +267,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict | None = None) -> HttpResponse:
+        _read_cooldowns()
         account = self.get_object(request, object_id)
         if account is not None and request.method == "GET" and account.key_status == provider_keys.UNDECRYPTABLE:
             self.message_user(request, f"This account's stored API key {UNDECRYPTABLE_ADVICE}", messages.ERROR)
@@ -277,8 +306,20 @@ class PriceSourceFilter(admin.SimpleListFilter):
         return queryset.filter(id__in=ids)
 
 
+class ModelEntryForm(forms.ModelForm):
+    def clean_fallbacks(self) -> str:
+        """Exact names of other existing models; stored one per line."""
+        names = validators.split_names(self.cleaned_data.get("fallbacks", ""))
+        known = set(ModelEntry.objects.exclude(name__contains="*").values_list("name", flat=True))
+        problems = validators.fallback_problems(self.cleaned_data.get("name") or self.instance.name, names, known)
+        if problems:
+            raise forms.ValidationError(problems)
+        return "\n".join(names)
+
+
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
+    form = ModelEntryForm
     list_display = ("name", "is_pattern", "context_window", "input_price", "cached_input_price", "output_price",
                     "prices", "is_default", "active")
     list_filter = ("active", "is_default", PriceSourceFilter)

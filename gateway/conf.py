@@ -115,6 +115,26 @@ DEFAULTS: dict[str, Any] = {
     # Where `manage.py gateway_serve` keeps the workers' metric files (emptied at each start). Empty: a new
     # temporary directory per start, removed when the server exits.
     "METRICS_DIR": "",
+    # Cooldowns (circuit breaker) per deployment, i.e. provider account x upstream model: after this many
+    # failures (no connection, a timeout, 408/429/5xx or another status worth trying the next deployment
+    # for, an answer the gateway cannot read) within the window (seconds, from the first failure), the
+    # deployment is tried only when nothing else is left, for COOLDOWN_SECONDS. Each provider account
+    # may override the three. 0 failures: no cooldowns. Shared by every worker and instance through
+    # Redis when REDIS_URL is set, else per process.
+    "COOLDOWN_FAILURES": 3,
+    "COOLDOWN_WINDOW_SECONDS": 60.0,
+    "COOLDOWN_SECONDS": 30.0,
+    # A 429 or 503 with Retry-After (seconds or an HTTP date) cools its deployment that long when it is
+    # longer than COOLDOWN_SECONDS, at most this many seconds.
+    "COOLDOWN_MAX_RETRY_AFTER_SECONDS": 300.0,
+    # With Redis, how long a worker uses its copy of the cooldowns before reading them again (seconds;
+    # one small read per worker per interval, none per request; its own failures update it at once).
+    "COOLDOWN_SYNC_SECONDS": 1.0,
+    # Most upstream attempts per request, its deployments and its models' fallbacks' together.
+    "MAX_ATTEMPTS": 10,
+    # No new attempt (another deployment or a fallback model) starts once this many seconds have passed
+    # since the request's first one; the last error is answered.
+    "FALLBACK_DEADLINE_SECONDS": 120.0,
 }
 
 

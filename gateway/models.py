@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from gateway import crypto, provider_keys
 from gateway.usage import prices
+from gateway.validators import split_names, validate_base_url, validate_model_name
 from providers.base import Account
 from providers.registry import UnknownKind, adapter_class, kind_choices
 
@@ -155,17 +155,6 @@ class ApiToken(Limited):
         return [item.strip() for item in re.split(r"[,\n]", self.allowed_models) if item.strip()]
 
 
-def validate_base_url(value: str) -> None:
-    """http(s)://host[:port][/path]; unlike URLField, bare hostnames (http://ollama:11434) are fine."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ValidationError("Enter a URL such as https://api.example.com/v1 (http or https, no query).")
-    try:
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError:
-        raise ValidationError("The port is not a number between 0 and 65535.") from None
-
-
 class ProviderAccount(models.Model):
     """One set of credentials at one upstream provider."""
 
@@ -178,6 +167,17 @@ class ProviderAccount(models.Model):
     options = models.JSONField(default=dict, blank=True, help_text='Kind-specific, e.g. {"account_id": "..."}')
     connect_timeout = models.FloatField(default=10.0, help_text="Seconds to open a connection.")
     read_timeout = models.FloatField(default=300.0, help_text="Seconds to wait for the next bytes of an answer.")
+    # Cooldowns of this account's deployments; empty: the GATEWAY_COOLDOWN_* setting.
+    cooldown_failures = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Failures within the window that put a deployment of this account in "
+                                         "cooldown (0: never). Empty: GATEWAY_COOLDOWN_FAILURES.")
+    cooldown_window_seconds = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001)],
+        help_text="Seconds in which those failures count. Empty: GATEWAY_COOLDOWN_WINDOW_SECONDS.")
+    cooldown_seconds = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="Seconds a deployment in cooldown is tried only when nothing else is left. "
+                  "Empty: GATEWAY_COOLDOWN_SECONDS.")
     active = models.BooleanField(default=True)
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -249,13 +249,6 @@ class ProviderAccount(models.Model):
                                            self.connect_timeout, self.read_timeout, key_status=status)
 
 
-def validate_model_name(value: str) -> None:
-    if not value.strip() or value != value.strip():
-        raise ValidationError("A model name cannot be empty or start/end with spaces.")
-    if "**" in value:
-        raise ValidationError("Use a single * as the wildcard.")
-
-
 class ModelEntry(models.Model):
     """A public model name, or a pattern such as ``gpt-*``, that clients may ask for."""
 
@@ -286,6 +279,10 @@ class ModelEntry(models.Model):
     tools = models.BooleanField(default=True, help_text="Capability: function/tool calling.")
     vision = models.BooleanField(default=False, help_text="Capability: image input.")
     embeddings = models.BooleanField(default=False, help_text="Capability: an embedding model.")
+    fallbacks = models.TextField(
+        blank=True, help_text="Other models (exact names) to try, in order, when every deployment of this one "
+                              "fails; one per line or comma-separated.",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -311,6 +308,9 @@ class ModelEntry(models.Model):
         upstream = deployment.upstream_model if deployment is not None else ""
         return prices.pricing(self.input_price_per_million, self.cached_input_price_per_million,
                               self.output_price_per_million, upstream or (None if self.is_pattern else self.name))
+
+    def fallback_names(self) -> list[str]:
+        return split_names(self.fallbacks)
 
     def active_deployments(self) -> list[Deployment]:
         """In the order they are tried (uses a prefetched ``deployments`` when there is one)."""

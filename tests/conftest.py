@@ -15,6 +15,7 @@ import uvicorn
 
 from gateway import invalidation
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, Team
+from gateway.routing.cooldowns import cooldowns
 from gateway.usage.log_writer import writer
 
 if TYPE_CHECKING:
@@ -68,9 +69,12 @@ def _no_stray_database_sessions(django_db_setup: None, django_db_blocker) -> Ite
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
+    """Each test starts with empty caches and no deployment in cooldown (nor failures counted)."""
     invalidation.clear_local()
+    cooldowns.clear()
     yield
     invalidation.clear_local()
+    cooldowns.clear()
 
 
 @dataclass

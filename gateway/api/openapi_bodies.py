@@ -255,6 +255,13 @@ class LogWriterStateSerializer(serializers.Serializer):
     max_queued = serializers.IntegerField(allow_null=True, help_text="The queue's size.")
 
 
+class CooldownSerializer(serializers.Serializer):
+    provider = serializers.CharField(help_text="The provider account's name.")
+    model = serializers.CharField(help_text="The upstream model id.")
+    until = serializers.DateTimeField(help_text="When the cooldown ends.")
+    reason = serializers.CharField(help_text="The failure that started it.")
+
+
 class HealthSerializer(serializers.Serializer):
     status = choice("ok", "degraded")
     time = serializers.DateTimeField()
@@ -266,6 +273,10 @@ class HealthSerializer(serializers.Serializer):
         many=True, required=False,
         help_text="Operators only (a staff user's admin session, or the ops token): each provider account.")
     log_writer = LogWriterStateSerializer(required=False, help_text="Operators only: the request-log writer.")
+    cooldowns = CooldownSerializer(
+        many=True, required=False, allow_null=True,
+        help_text="Operators only: the deployments in cooldown, tried only when nothing else is left (null: "
+                  "their store, Redis, did not answer).")
 
 
 # --- Inference: shared parts ------------------------------------------------------------------

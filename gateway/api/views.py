@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -18,10 +19,13 @@ from gateway.access.authentication import TokenInfo, is_ops_token
 from gateway.errors import invalid_request, method_not_allowed, model_not_found, render
 from gateway.inference import validation
 from gateway.routing import registry as routing
+from gateway.routing.cooldowns import cooldowns
 from gateway.routing.registry import Entry
 from gateway.usage import log_writer, tokenizer
 from gateway.usage.log_writer import writer
 from providers.registry import kind_choices
+
+logger = logging.getLogger(__name__)
 
 
 def model_object(entry: Entry) -> dict[str, Any]:
@@ -154,6 +158,16 @@ def log_writer_state() -> dict[str, Any]:
     }
 
 
+async def cooldown_list() -> list[dict[str, Any]] | None:
+    """The deployments in cooldown now (provider account, upstream model, until, reason); None when
+    their store (Redis) cannot be read."""
+    try:
+        return await cooldowns.listing()
+    except Exception:
+        logger.warning("could not read the cooldowns for /health", exc_info=True)
+        return None
+
+
 def _accounts() -> list[Any]:
     from gateway.models import ProviderAccount
 
@@ -203,6 +217,7 @@ async def health(request: HttpRequest) -> JsonResponse:
     if await _is_operator(request, database_ok):
         body["accounts"] = account_states(accounts)
         body["log_writer"] = log_writer_state()
+        body["cooldowns"] = await cooldown_list()
     response = JsonResponse(body, status=200 if database_ok else 503)
     response["Cache-Control"] = "no-store"  # the detail must not be kept by a cache and served to others
     patch_vary_headers(response, ("Authorization", "Cookie"))

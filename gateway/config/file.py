@@ -32,15 +32,18 @@ from gateway.models import (
     ProviderAccount,
     Team,
 )
+from gateway.validators import fallback_problems
 from providers.registry import ADAPTERS
 
 TEAM_KEYS = {"name", "description", "rpm", "tpm", "parallel", "budget", "budget_period"}
 COUNTS = ("rpm", "tpm", "parallel")
 ANONYMOUS_KEYS = {"allowed_models", "active", *COUNTS, "budget", "budget_period", *ApiToken.PER_ADDRESS_FIELDS}
 SECTIONS = ("teams", "providers", "models", "anonymous")
-PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active"}
+COOLDOWN_KEYS = ("cooldown_failures", "cooldown_window_seconds", "cooldown_seconds")
+PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active",
+                 *COOLDOWN_KEYS}
 PRICE_KEYS = ("input_price_per_million", "cached_input_price_per_million", "output_price_per_million")
-MODEL_KEYS = {"name", "description", "deployments", *PRICE_KEYS,
+MODEL_KEYS = {"name", "description", "deployments", "fallbacks", *PRICE_KEYS,
               "context_window", "max_output_tokens", "is_default", "active", *ModelEntry.CAPABILITIES}
 DEPLOYMENT_KEYS = {"provider", "model", "weight", "priority", "active"}
 # The registry the gateway starts with: the seed's routing (see the file's comments).
@@ -214,19 +217,37 @@ def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccou
         check.typed(path, item, key, str, "a string")
     check.typed(path, item, "options", dict, "a mapping")
     check.typed(path, item, "active", bool, "true or false")
-    for key in ("connect_timeout", "read_timeout"):
+    for key in ("connect_timeout", "read_timeout", "cooldown_window_seconds", "cooldown_seconds"):
         check.typed(path, item, key, (int, float), "a number of seconds")
+    check.typed(path, item, "cooldown_failures", int, "a whole number")
     if isinstance(item.get("kind"), str) and item["kind"] not in ADAPTERS:
         check.problems.append(f"{path}.kind: unknown kind {item['kind']!r} (known: {', '.join(sorted(ADAPTERS))})")
     account = ProviderAccount.objects.filter(name=item.get("name")).first() or ProviderAccount(name=item.get("name"))
     for key in ("kind", "base_url", "options", "connect_timeout", "read_timeout", "active"):
         if key in item and item[key] is not None:
             setattr(account, key, item[key])
+    for key in COOLDOWN_KEYS:  # `null`: the GATEWAY_COOLDOWN_* setting
+        if key in item:
+            setattr(account, key, item[key])
     check.model_errors(path, account, exclude=["api_key_encrypted", "kind"])
     return account
 
 
-def _model(check: _Checker, path: str, item: dict[str, Any], provider_names: set[str]) -> ModelEntry:
+def _fallbacks(check: _Checker, path: str, item: dict[str, Any], entry: ModelEntry, model_names: set[str]) -> None:
+    """``fallbacks: [name, ...]``: other models of this file or the database, by exact name."""
+    if "fallbacks" not in item:
+        return
+    names = item["fallbacks"] if item["fallbacks"] is not None else []
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        check.problems.append(f"{path}.fallbacks: must be a list of model names")
+        return
+    for problem in fallback_problems(str(item.get("name")), names, model_names):
+        check.problems.append(f"{path}.fallbacks: {problem}")
+    entry.fallbacks = "\n".join(dict.fromkeys(name.strip() for name in names if name.strip()))
+
+
+def _model(check: _Checker, path: str, item: dict[str, Any], provider_names: set[str],
+           model_names: set[str]) -> ModelEntry:
     check.keys(path, item, MODEL_KEYS, ("name",))
     check.typed(path, item, "name", str, "a string")
     check.typed(path, item, "description", str, "a string")
@@ -243,6 +264,7 @@ def _model(check: _Checker, path: str, item: dict[str, Any], provider_names: set
         price = check.decimal(path, item, key)
         if price is not None or (key in item and item[key] is None):
             setattr(entry, key, price)
+    _fallbacks(check, path, item, entry, model_names)
     check.model_errors(path, entry, exclude=[])
     deployments = item.get("deployments", [])
     if not isinstance(deployments, list):
@@ -289,7 +311,11 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
     providers = [(path, item, _provider(check, path, item)) for path, item in check.items(document, "providers")]
     names = {str(item.get("name")) for _, item, _ in providers}
     names |= set(ProviderAccount.objects.values_list("name", flat=True))
-    models = [(path, item, _model(check, path, item, names)) for path, item in check.items(document, "models")]
+    model_items = check.items(document, "models")
+    model_names = {str(item.get("name")) for _, item in model_items} | set(
+        ModelEntry.objects.values_list("name", flat=True))
+    model_names = {name for name in model_names if "*" not in name}
+    models = [(path, item, _model(check, path, item, names, model_names)) for path, item in model_items]
     _duplicates(check, teams)
     _duplicates(check, providers)
     _duplicates(check, models)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.access.authentication import TokenInfo
 from gateway.access.limits import LimitExceeded
@@ -22,44 +22,81 @@ from gateway.conf import gateway_settings
 from gateway.edge.http import Request, Response
 from gateway.edge.views import HotView
 from gateway.errors import GatewayError
-from gateway.inference import validation
+from gateway.inference import dispatch, validation
 from gateway.inference.dispatch import send_with_fallbacks
 from gateway.inference.operations import Operation
 from gateway.inference.relay import read, relay_stream
+from gateway.inference.transport import UpstreamResponse
+from gateway.routing import fallbacks
 from gateway.routing import registry as routing
+from gateway.routing.cooldowns import cooldowns
+from gateway.routing.fallbacks import Target
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
 from providers.base import Adapter, ProviderError, UpstreamRequest, Usage
 from providers.registry import adapter_for
+
+T = TypeVar("T")
 
 
 def session_id(request: Request) -> str:
     return request.headers.get("x-session-id") or request.cookie("session_id") or ""
 
 
-async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[Entry, list[Route]]:
-    """The registry entry and deployments for the body's model (and optional ``provider``)."""
+async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[Entry, list[Route], list[Target]]:
+    """The registry entry and deployments for the body's model (and optional ``provider``), and every
+    attempt the request may make (those deployments, then its fallback models')."""
     registry = await routing.current()
     model = validation.optional_string(body, "model")
     call.requested_model = model or (registry.default.name if registry.default else "")
-    model, entry, routes = routing.choose(registry, model, validation.optional_string(body, "provider"), token)
+    provider = validation.optional_string(body, "provider")
+    model, entry, routes = routing.choose(registry, model, provider, token)
     call.entry = entry
-    if not routes:
+    attempts = fallbacks.targets(registry, entry, model, routes, provider, token)
+    if not attempts:
         raise GatewayError(503, f"The model `{model}` has no active deployment.", "server_error", "no_deployment")
-    return entry, routes
+    return entry, routes, attempts
 
 
-async def answer_within_deadline(call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest],
-                                 ) -> tuple[Adapter, UpstreamRequest, bytes]:
-    """A non-streamed answer, whole: every attempt and the read of the body share one deadline."""
+async def answer_within_deadline(call: Call, targets: list[Target], build: Callable[[Adapter, Target], UpstreamRequest],
+                                 translate: Callable[[Adapter, UpstreamRequest, bytes], T]) -> T:
+    """A non-streamed answer, whole and translated: every attempt and the read of its body share one
+    deadline; an answer that cannot be read (or translated) is a failed attempt, and the next is tried."""
     deadline = gateway_settings.REQUEST_DEADLINE_SECONDS
+
+    async def accept(adapter: Adapter, sent: UpstreamRequest, upstream_response: UpstreamResponse) -> T:
+        raw = await upstream_response.read()
+        return read(lambda data: translate(adapter, sent, data), raw)
+
     try:
         async with asyncio.timeout(deadline):
-            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
-            return adapter, sent, await upstream_response.read()
+            return await send_with_fallbacks(call, targets, build, accept)
     except TimeoutError:
         raise ProviderError(504, f"The upstream did not finish its answer within {deadline:g} s "
                             "(GATEWAY_REQUEST_DEADLINE_SECONDS).", "upstream_error", "upstream_timeout") from None
+
+
+async def _headers_only(adapter: Adapter, sent: UpstreamRequest,
+                        upstream_response: UpstreamResponse) -> tuple[Adapter, UpstreamRequest, UpstreamResponse]:
+    return adapter, sent, upstream_response
+
+
+# Errors a stream can end with that are its upstream's failure (a client that left is not).
+STREAM_FAILURES = frozenset({"upstream_malformed", "upstream_stream_failed", "stream_incomplete",
+                             "upstream_response_too_large", "upstream_timeout"})
+
+
+async def stream_ended(call: Call) -> None:
+    """A stream that broke after its first byte cannot move to another deployment; its deployment's
+    failure still counts towards its cooldown. One that ended well is its deployment's success."""
+    error, route = call.error, call.route
+    if route is None or call.entry is None:
+        return
+    target = Target(call.entry, call.served_model, route)
+    if error is None:
+        await cooldowns.succeeded(target.key)
+    elif error.code in STREAM_FAILURES or error.status >= 500:
+        await dispatch.failed(call, target, error)
 
 
 def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> Callable[[], Usage] | None:
@@ -68,21 +105,22 @@ def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any])
     if call.usage is not None or not call.response_body or operation.estimate is None:
         return None
     estimate = operation.estimate
-    model = call.route.model_for(call.requested_model) if call.route else call.requested_model
+    model = call.upstream_model()
     return lambda: estimate(client_body, call.response_body, model)
 
 
-def answer_locally(operation: Operation, call: Call, routes: list[Route], client_body: dict[str, Any]) -> list[Route]:
-    """The routes to send to; none when the first deployment is one the gateway answers itself (the
+def answer_locally(operation: Operation, call: Call, targets: list[Target], client_body: dict[str, Any]) -> list[Target]:
+    """The targets to send to; none when the first is a deployment the gateway answers itself (the
     answer is then the call's response body and usage)."""
     assert operation.answers_locally is not None and operation.local is not None
-    if operation.answers_locally(adapter_for(routes[0].account)):
-        call.route = routes[0]
-        result = operation.local(client_body, routes[0].model_for(call.requested_model))
+    first = targets[0]
+    if operation.answers_locally(adapter_for(first.route.account)):
+        call.serve(first.entry, first.route, first.model)
+        result = operation.local(client_body, first.upstream_model)
         call.usage, call.response_body = result.usage, result.body
         call.log()
         return []
-    return [route for route in routes if not operation.answers_locally(adapter_for(route.account))]
+    return [target for target in targets if not operation.answers_locally(adapter_for(target.route.account))]
 
 
 async def handle(operation: Operation, view: HotView, request: Request, response: Response) -> None:
@@ -90,6 +128,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
     call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
     limiters = getattr(view, "limiters", ())
     grants: list[tuple[Any, Grant]] = []
+    relayed = False
     try:
         await view.initial(request)
         call.token = request.user
@@ -98,7 +137,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         prepared = await operation.prepare(body, call.token) if operation.prepare is not None else None
         stream, include_usage = validation.stream_flags(body) if operation.stream else (False, False)
         call.stream = stream
-        entry, routes = await resolve(call, body, call.token)
+        entry, routes, targets = await resolve(call, body, call.token)
         client_body = dict(body)
         for limiter in limiters:
             grant = await limiter.check(request, body, entry, operation.generates,
@@ -110,28 +149,31 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         body.pop("provider", None)
         model = call.requested_model
 
-        def build(adapter: Adapter, route: Route) -> UpstreamRequest:
+        def build(adapter: Adapter, target: Target) -> UpstreamRequest:
             if operation.client_request is not None:
-                return operation.client_request(adapter, client_body, request.body, route.model_for(model), entry,
-                                                request.headers)
-            return operation.request(adapter, body, route.model_for(model), entry)
+                return operation.client_request(adapter, client_body, request.body, target.upstream_model,
+                                                target.entry, request.headers)
+            return operation.request(adapter, body, target.upstream_model, target.entry)
 
         if operation.answers_locally is not None and operation.local is not None:
-            routes = answer_locally(operation, call, routes, client_body)
-            if not routes:
+            targets = answer_locally(operation, call, targets, client_body)
+            if not targets:
                 await response.json(200, call.response_body)
                 return
         if stream:
-            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
+            adapter, sent, upstream_response = await send_with_fallbacks(call, targets, build, _headers_only,
+                                                                         whole=False)
             translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
             keep = operation.keep
             before_end = None if keep is None else (
                 lambda: keep(call, client_body, prepared, getattr(translator, "answer", None)))
             await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None,
                                before_end=before_end)
+            relayed = True
         else:
-            adapter, sent, raw = await answer_within_deadline(call, routes, build)
-            result = read(lambda data: operation.result(adapter, data, model, client_body, sent.context), raw)
+            result = await answer_within_deadline(
+                call, targets, build,
+                lambda adapter, sent, data: operation.result(adapter, data, model, client_body, sent.context))
             call.usage = result.usage
             call.response_body = result.body
             if operation.keep is not None:
@@ -141,8 +183,8 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             await response.json(200, result.body)
         if call.usage is None and operation.estimate is not None and call.error is None:
             # Off the event loop: the first use of an encoding in a process takes a moment to load.
-            model = call.route.model_for(call.requested_model) if call.route else call.requested_model
-            call.usage = await asyncio.to_thread(operation.estimate, client_body, call.response_body, model)
+            call.usage = await asyncio.to_thread(operation.estimate, client_body, call.response_body,
+                                                 call.upstream_model())
             call.usage_estimated = True
     except ProviderError as exc:
         call.fail(exc)
@@ -154,5 +196,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         call.log()
         for limiter, grant in grants:
             limiter.settle(grant, call, partial_usage(operation, call, client_body))
+        if relayed:  # (after its row is queued: counting it may wait for Redis)
+            await stream_ended(call)
 
 

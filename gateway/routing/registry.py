@@ -22,6 +22,7 @@ from gateway.conf import gateway_settings
 from gateway.db import borrowed_connection
 from gateway.errors import invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
+from gateway.routing.cooldowns import Key, Policy
 from gateway.usage import prices
 from providers.base import Account, Usage
 
@@ -41,9 +42,14 @@ class Route:
     upstream_model: str  # "" = pass the requested name through
     weight: int
     priority: int
+    cooldown: Policy = Policy()  # the account's cooldown overrides
 
     def model_for(self, requested: str) -> str:
         return self.upstream_model or requested
+
+    def key(self, requested: str) -> Key:
+        """The deployment as cooldowns count it: (account name, upstream model)."""
+        return self.account.name, self.model_for(requested)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Entry:
     routes: tuple[Route, ...]
     capabilities: frozenset[str] = frozenset()
     cached_input_price_per_million: Decimal | None = None
+    fallbacks: tuple[str, ...] = ()  # exact names of the entries to try when all of its deployments fail
     _pricings: dict[str | None, prices.Pricing] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -150,19 +157,22 @@ def load_registry() -> Registry:
     from gateway.models import Deployment, ModelEntry, ProviderAccount
 
     with borrowed_connection():
-        accounts = {p.id: p.as_account() for p in ProviderAccount.objects.all()}
+        rows = list(ProviderAccount.objects.all())
+        accounts = {p.id: p.as_account() for p in rows}
+        policies = {p.id: Policy(p.cooldown_failures, p.cooldown_window_seconds, p.cooldown_seconds) for p in rows}
         deployments = list(Deployment.objects.filter(active=True, provider__active=True, model__active=True))
         models = list(ModelEntry.objects.filter(active=True))
     routes: dict[int, list[Route]] = {}
     for dep in deployments:
         routes.setdefault(dep.model_id, []).append(
-            Route(accounts[dep.provider_id], dep.upstream_model, dep.weight, dep.priority))
+            Route(accounts[dep.provider_id], dep.upstream_model, dep.weight, dep.priority, policies[dep.provider_id]))
     entries = [
         Entry(
             m.id, m.name, m.context_window, m.max_output_tokens, m.input_price_per_million,
             m.output_price_per_million, m.is_default, int(m.created_at.timestamp()),
             tuple(sorted(routes.get(m.id, []), key=lambda r: r.priority)),
             frozenset(c for c in ModelEntry.CAPABILITIES if getattr(m, c)), m.cached_input_price_per_million,
+            tuple(m.fallback_names()),
         )
         for m in models
     ]

@@ -13,7 +13,7 @@ from gateway import redaction
 from gateway.access.authentication import TokenInfo
 from gateway.conf import gateway_settings
 from gateway.routing.registry import Entry, Route
-from gateway.usage.clean import clean_row
+from gateway.usage.clean import clean_row, clean_text
 from gateway.usage.log_writer import writer
 from gateway.usage.metrics import Observation
 from gateway.usage.observer import observer
@@ -59,6 +59,14 @@ class Call:
     # (provider account, cause) of each failed upstream attempt, for the metrics; None: none failed.
     upstream_errors: list[tuple[str, str]] | None = None
     _upstream_error: ProviderError | None = None  # the last one counted (not counted again by fail())
+    # The name the answering entry was asked for: the requested model, or a fallback entry's name.
+    served_model: str = ""
+    # Each failed attempt's provider account and error, in order (each account's last error).
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def serve(self, entry: Entry, route: Route, model: str) -> None:
+        """The deployment being tried (the one that answered, once it has)."""
+        self.entry, self.route, self.served_model = entry, route, model
 
     def first_token(self) -> None:
         if self.ttft is None:
@@ -79,7 +87,7 @@ class Call:
 
     def upstream_model(self) -> str:
         """The upstream model id that served the call (the requested name before one was chosen)."""
-        return self.route.model_for(self.requested_model) if self.route else self.requested_model
+        return self.route.model_for(self.served_model or self.requested_model) if self.route else self.requested_model
 
     def cost(self) -> Decimal | None:
         """USD from the usage (reported, or estimated), priced for the upstream model that served it;
@@ -119,6 +127,8 @@ class Call:
             "stream": self.stream,
             "attempts": self.attempts,
         }
+        if self.failures:  # (not a column: the log writer stamps these accounts' last error)
+            row["account_failures"] = [(name, clean_text(message, 500)) for name, message in self.failures]
         if _keeps_bodies(gateway_settings.LOG_BODIES, self.status):
             row["request_body"] = redaction.text(self.request_body.decode("utf-8", "replace"))
             row["response_body"] = redaction.text(self.response_body.decode("utf-8", "replace"))

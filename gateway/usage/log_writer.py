@@ -290,6 +290,8 @@ def _write(batch: list[dict[str, Any]]) -> None:
     for row in batch:  # rows are in time order
         if row.get("token_id"):
             last_used[row["token_id"]] = row["created_at"]
+        for name, message in row.get("account_failures", ()):  # attempts that failed before the last one
+            failures[name] = (row["created_at"], message[:500])
         account = row.get("provider_account")
         if account and row["status_code"] < 400:
             successes[account] = row["created_at"]

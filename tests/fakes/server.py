@@ -40,6 +40,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self._failures: list[Failure] = []
+        self._failing: Failure | None = None
         self.break_after: int | None = None
         self.stall_seconds = 0.0
         self.event_delay = 0.0
@@ -90,6 +91,7 @@ class FakeServer:
     def reset(self) -> None:
         self.requests.clear()
         self._failures.clear()
+        self._failing = None
         self.break_after = None
         self.stall_seconds = 0.0
         self.event_delay = 0.0
@@ -102,6 +104,12 @@ class FakeServer:
                       headers: dict[str, str] | None = None) -> None:
         """The next request gets exactly this response."""
         self._failures.append(Failure(status, body, content_type, headers or {}))
+
+    def fail_every(self, status: int, body: bytes, content_type: str = "application/json",
+                   headers: dict[str, str] | None = None) -> None:
+        """Every request (after those ``fail_next_raw`` queued) gets exactly this response, until ``reset``
+        (a deployment that stays broken: 500, 429, a 200 of malformed JSON or of the wrong content type)."""
+        self._failing = Failure(status, body, content_type, headers or {})
 
     def stall(self, seconds: float) -> None:
         """Every request waits this long before any answer (a hung upstream)."""
@@ -118,7 +126,7 @@ class FakeServer:
                                       {k.lower(): v for k, v in request.headers.items()}, body))
         # The failure is taken when the request arrives, not after a stall: a request still stalled from an
         # earlier test (its client gave up) must not wake up and take the failure the next test queued.
-        failure = self._failures.pop(0) if self._failures else None
+        failure = self._failures.pop(0) if self._failures else self._failing
         if self.stall_seconds:
             await asyncio.sleep(self.stall_seconds)
         if failure is not None:
