@@ -97,7 +97,7 @@ class ProviderAccountForm(forms.ModelForm):
     class Meta:
         model = ProviderAccount
         fields = ("name", "kind", "base_url", "api_key", "clear_api_key", "options", "connect_timeout",
-                  "read_timeout", "active")
+                  "first_byte_timeout", "read_timeout", "active")
 
     def save(self, commit: bool = True) -> ProviderAccount:
         account = super().save(commit=False)

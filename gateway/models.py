@@ -121,6 +121,10 @@ def validate_base_url(value: str) -> None:
         raise ValidationError("The port is not a number between 0 and 65535.") from None
 
 
+# Seconds: at least 10 ms, at most a day.
+TIMEOUT_VALIDATORS = [MinValueValidator(0.01), MaxValueValidator(86400.0)]
+
+
 class ProviderAccount(models.Model):
     """One set of credentials at one upstream provider."""
 
@@ -131,8 +135,18 @@ class ProviderAccount(models.Model):
     )
     api_key_encrypted = models.TextField(blank=True, editable=False)
     options = models.JSONField(default=dict, blank=True, help_text='Kind-specific, e.g. {"account_id": "..."}')
-    connect_timeout = models.FloatField(default=10.0, help_text="Seconds to open a connection.")
-    read_timeout = models.FloatField(default=300.0, help_text="Seconds to wait for the next bytes of an answer.")
+    # A hung upstream holds a client no longer than these (then 504, or an error event mid-stream).
+    connect_timeout = models.FloatField(default=10.0, validators=TIMEOUT_VALIDATORS,
+                                        help_text="Seconds to open a connection.")
+    first_byte_timeout = models.FloatField(
+        default=120.0, validators=TIMEOUT_VALIDATORS,
+        help_text="Seconds from sending a request (connecting included) to the answer's first bytes (a "
+                  "non-streamed answer's come when it is complete: raise it for slow reasoning models). "
+                  "Then the next deployment is tried.")
+    read_timeout = models.FloatField(
+        default=300.0, validators=TIMEOUT_VALIDATORS, verbose_name="between-chunks timeout",
+        help_text="Seconds to wait for each next piece of an answer once it has started (a reasoning model "
+                  "may pause mid-stream).")
     active = models.BooleanField(default=True)
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -186,7 +200,8 @@ class ProviderAccount(models.Model):
         status = (provider_keys.MISSING if not self.api_key_encrypted
                   else provider_keys.OK if key is not None else provider_keys.UNDECRYPTABLE)
         return provider_keys.StoredAccount(self.name, self.kind, self.base_url, key or "", dict(self.options or {}),
-                                           self.connect_timeout, self.read_timeout, key_status=status)
+                                           self.connect_timeout, self.read_timeout, self.first_byte_timeout,
+                                           key_status=status)
 
 
 def validate_model_name(value: str) -> None:

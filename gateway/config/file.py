@@ -27,7 +27,8 @@ from gateway.models import Deployment, ModelEntry, ProviderAccount, Team
 from providers.registry import ADAPTERS
 
 TEAM_KEYS = {"name", "description", "rpm", "tpm", "parallel", "budget", "budget_period"}
-PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active"}
+PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "first_byte_timeout",
+                 "read_timeout", "active"}
 PRICE_KEYS = ("input_price_per_million", "cached_input_price_per_million", "output_price_per_million")
 MODEL_KEYS = {"name", "description", "deployments", *PRICE_KEYS,
               "context_window", "max_output_tokens", "is_default", "active", *ModelEntry.CAPABILITIES}
@@ -168,12 +169,13 @@ def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccou
         check.typed(path, item, key, str, "a string")
     check.typed(path, item, "options", dict, "a mapping")
     check.typed(path, item, "active", bool, "true or false")
-    for key in ("connect_timeout", "read_timeout"):
+    for key in ("connect_timeout", "first_byte_timeout", "read_timeout"):
         check.typed(path, item, key, (int, float), "a number of seconds")
     if isinstance(item.get("kind"), str) and item["kind"] not in ADAPTERS:
         check.problems.append(f"{path}.kind: unknown kind {item['kind']!r} (known: {', '.join(sorted(ADAPTERS))})")
     account = ProviderAccount.objects.filter(name=item.get("name")).first() or ProviderAccount(name=item.get("name"))
-    for key in ("kind", "base_url", "options", "connect_timeout", "read_timeout", "active"):
+    for key in ("kind", "base_url", "options", "connect_timeout", "first_byte_timeout", "read_timeout",
+                "active"):
         if key in item and item[key] is not None:
             setattr(account, key, item[key])
     check.model_errors(path, account, exclude=["api_key_encrypted", "kind"])

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from gateway.inference import transport as upstream
 from gateway.provider_keys import missing_key_error
 from gateway.routing.registry import Route
 from gateway.usage.call import Call
-from providers.base import Adapter, ProviderError, UpstreamRequest
+from providers.base import Account, Adapter, ProviderError, UpstreamRequest
 from providers.registry import adapter_for
 
 # Upstream answers worth trying the next deployment for: their own trouble, not the request's.
 RETRY_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504})
 ERROR_BODY_LIMIT = 1 << 20
 
+T = TypeVar("T")
+# What makes a 2xx response an answer, inside the attempt: e.g. reading and translating its whole body,
+# or a stream's first event. A ProviderError or UpstreamUnavailable it raises fails the attempt.
+Accept = Callable[[Adapter, UpstreamRequest, upstream.UpstreamResponse], Awaitable[T]]
+
+
+async def _as_is(adapter: Adapter, request: UpstreamRequest, response: upstream.UpstreamResponse
+                 ) -> upstream.UpstreamResponse:
+    return response
+
+
+def unavailable(exc: upstream.UpstreamUnavailable, account: Account) -> ProviderError:
+    """A 504 (timed out) or 502 (unreachable, or the connection broke) naming the account."""
+    return ProviderError(504 if exc.timeout else 502, f"{exc} (provider account '{account.name}')",
+                         "upstream_error", "upstream_timeout" if exc.timeout else "upstream_unreachable")
+
 
 async def send_with_fallbacks(
-    call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest]
-) -> tuple[Adapter, UpstreamRequest, upstream.UpstreamResponse]:
-    """The first successful (2xx) upstream response, with the adapter and request that got it,
-    trying each deployment in turn."""
+    call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest],
+    accept: Accept[T] = _as_is,  # type: ignore[assignment]
+) -> tuple[Adapter, UpstreamRequest, T]:
+    """The first successful (2xx, and accepted) upstream answer, with the adapter and request that got
+    it, trying each deployment in turn."""
     last_error: ProviderError | None = None
     transport = upstream.current()
     for route in routes:
@@ -32,15 +50,21 @@ async def send_with_fallbacks(
             continue
         request = build(adapter, route)
         try:
-            response = await transport.send(
-                request, upstream.Timeouts(route.account.connect_timeout, route.account.read_timeout)
-            )
+            response = await transport.send(request, upstream.Timeouts.of(route.account))
+            if response.status < 400:
+                try:
+                    return adapter, request, await accept(adapter, request, response)
+                except BaseException:
+                    response.close()
+                    raise
         except upstream.UpstreamUnavailable as exc:
-            last_error = ProviderError(504 if exc.timeout else 502, f"{exc} (provider account '{route.account.name}')",
-                                       "upstream_error", "upstream_timeout" if exc.timeout else "upstream_unreachable")
+            last_error = unavailable(exc, route.account)
             continue
-        if response.status < 400:
-            return adapter, request, response
+        except ProviderError as exc:  # the 2xx answer was not one (malformed, too large, ...)
+            last_error = exc
+            if exc.status not in RETRY_STATUSES:
+                break
+            continue
         try:  # an error body is read only for its message: a little of it is enough
             body = await response.read(limit=ERROR_BODY_LIMIT)
         except (ProviderError, upstream.UpstreamUnavailable):

@@ -12,8 +12,9 @@ reservation, a stream settles when it ends or its client leaves).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.access.authentication import TokenInfo
 from gateway.access.limits import LimitExceeded
@@ -23,13 +24,17 @@ from gateway.edge.http import Request, Response
 from gateway.edge.views import HotView
 from gateway.errors import GatewayError
 from gateway.inference import validation
-from gateway.inference.dispatch import send_with_fallbacks
+from gateway.inference.dispatch import Accept, send_with_fallbacks
 from gateway.inference.operations import Operation
-from gateway.inference.relay import read, relay_stream
+from gateway.inference.relay import OpenedStream, open_stream, read, relay_stream
+from gateway.inference.transport import UpstreamResponse
 from gateway.routing import registry as routing
 from gateway.routing.registry import Entry, Route
 from gateway.usage.call import Call
-from providers.base import Adapter, ProviderError, UpstreamRequest, Usage
+from providers.base import Adapter, ChatResult, ProviderError, UpstreamRequest, Usage
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def session_id(request: Request) -> str:
@@ -49,13 +54,13 @@ async def resolve(call: Call, body: dict[str, Any], token: TokenInfo) -> tuple[E
 
 
 async def answer_within_deadline(call: Call, routes: list[Route], build: Callable[[Adapter, Route], UpstreamRequest],
-                                 ) -> tuple[Adapter, UpstreamRequest, bytes]:
-    """A non-streamed answer, whole: every attempt and the read of the body share one deadline."""
+                                 accept: Accept[T]) -> tuple[Adapter, UpstreamRequest, T]:
+    """A non-streamed answer, whole: every attempt (each reading its body: one that fails after the
+    headers is a failed attempt, and the next deployment is tried) shares one deadline."""
     deadline = gateway_settings.REQUEST_DEADLINE_SECONDS
     try:
         async with asyncio.timeout(deadline):
-            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
-            return adapter, sent, await upstream_response.read()
+            return await send_with_fallbacks(call, routes, build, accept)
     except TimeoutError:
         raise ProviderError(504, f"The upstream did not finish its answer within {deadline:g} s "
                             "(GATEWAY_REQUEST_DEADLINE_SECONDS).", "upstream_error", "upstream_timeout") from None
@@ -63,7 +68,8 @@ async def answer_within_deadline(call: Call, routes: list[Route], build: Callabl
 
 def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> Callable[[], Usage] | None:
     """For a stream that failed or lost its client midway without reporting usage: an estimate of its
-    prompt and of the text relayed until then (what the upstream generated), for settling limits."""
+    prompt and of the text relayed until then (what the upstream generated; its billing stops when
+    the gateway closes the request), for the log row and settling limits."""
     if call.usage is not None or not call.response_body or operation.estimate is None:
         return None
     estimate = operation.estimate
@@ -71,11 +77,34 @@ def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any])
     return lambda: estimate(client_body, call.response_body, model)
 
 
+async def estimate_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> None:
+    """The usage of a call whose provider reported none: estimated from the prompt and the answer
+    (a successful one), or the text relayed before it failed or its client left."""
+    if call.usage is not None or call.logged or call.route is None or operation.estimate is None:
+        return
+    if call.error is None:
+        model = call.route.model_for(call.requested_model)
+        estimate = operation.estimate
+
+        def estimated() -> Usage:
+            return estimate(client_body, call.response_body, model)
+    elif (partial := partial_usage(operation, call, client_body)) is not None:
+        estimated = partial
+    else:
+        return
+    try:  # off the event loop: the first use of an encoding in a process takes a moment to load
+        call.usage = await asyncio.to_thread(estimated)
+        call.usage_estimated = True
+    except Exception:
+        logger.warning("could not estimate the usage of request %s", call.request_id, exc_info=True)
+
+
 async def handle(operation: Operation, view: HotView, request: Request, response: Response) -> None:
     """Serve one inference request; its log row is queued whatever happens (a refused token too)."""
     call = Call(operation.endpoint, request.request_id, session_id(request), request_body=request.body)
     limiters = getattr(view, "limiters", ())
     grants: list[tuple[Any, Grant]] = []
+    client_body: dict[str, Any] = {}
     try:
         await view.initial(request)
         call.token = request.user
@@ -98,23 +127,29 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         def build(adapter: Adapter, route: Route) -> UpstreamRequest:
             return operation.request(adapter, body, route.model_for(model), entry)
 
-        if stream:
-            adapter, sent, upstream_response = await send_with_fallbacks(call, routes, build)
-            translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
-            await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None)
-        else:
-            adapter, sent, raw = await answer_within_deadline(call, routes, build)
-            result = read(lambda data: operation.result(adapter, data, model, client_body, sent.context), raw)
+        async def opened(adapter: Adapter, sent: UpstreamRequest, upstream: UpstreamResponse) -> OpenedStream:
+            assert operation.stream is not None
+            return await open_stream(operation.stream(adapter, model, include_usage, client_body, sent.context),
+                                     upstream)
+
+        async def answered(adapter: Adapter, sent: UpstreamRequest, upstream: UpstreamResponse) -> ChatResult:
+            raw = await upstream.read()
+            return read(lambda data: operation.result(adapter, data, model, client_body, sent.context), raw)
+
+        # The client leaving cancels the upstream request where it waits (and is logged as 499).
+        async with response.cancelled_on_disconnect():
+            if stream:
+                _, _, opened_stream = await send_with_fallbacks(call, routes, build, opened)
+                await relay_stream(call, response, opened_stream, keep=operation.estimate is not None,
+                                   estimate=lambda: estimate_usage(operation, call, client_body))
+            else:
+                _, _, result = await answer_within_deadline(call, routes, build, answered)
+        if not stream:
             call.usage = result.usage
             call.response_body = result.body
             if call.usage is not None or operation.estimate is None:
                 call.log()  # queued before the answer leaves: a client that has it will find the row
             await response.json(200, result.body)
-        if call.usage is None and operation.estimate is not None and call.error is None:
-            # Off the event loop: the first use of an encoding in a process takes a moment to load.
-            model = call.route.model_for(call.requested_model) if call.route else call.requested_model
-            call.usage = await asyncio.to_thread(operation.estimate, client_body, call.response_body, model)
-            call.usage_estimated = True
     except ProviderError as exc:
         call.fail(exc)
         if call.token is not None and not grants and not isinstance(exc, LimitExceeded):
@@ -122,8 +157,9 @@ async def handle(operation: Operation, view: HotView, request: Request, response
                 response.headers.update(await limiter.headers(request))
         raise
     finally:
-        call.log()
-        for limiter, grant in grants:
-            limiter.settle(grant, call, partial_usage(operation, call, client_body))
-
-
+        try:
+            await estimate_usage(operation, call, client_body)
+        finally:
+            call.log()
+            for limiter, grant in grants:
+                limiter.settle(grant, call, partial_usage(operation, call, client_body))
