@@ -44,7 +44,7 @@ def incomplete() -> ProviderError:
 
 # How much of a stream is kept to estimate its usage if the provider reports none.
 KEEP_FOR_ESTIMATE = 1 << 20
-# How much of a 2xx non-event-stream answer to a stream request is read (for the log's message).
+# How much of a 2xx web page answering a stream request is read (for the log's message).
 NOT_A_STREAM_LIMIT = 1 << 16
 
 
@@ -63,7 +63,9 @@ async def open_stream(translator: StreamTranslator, response: UpstreamResponse) 
     """Read the upstream stream until the translator has bytes for the client (within the account's
     first-byte timeout: an upstream that sends only headers, or only comments, is a failed attempt)."""
     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type and media_type != "text/event-stream":  # e.g. a JSON error or an HTML page with 200
+    # A web page (a proxy's or a login portal's) is never a stream. Other types are left to the
+    # translator, which refuses what is not its stream (some providers answer JSON to a stream request).
+    if media_type == "text/html":
         body = await response.read(limit=NOT_A_STREAM_LIMIT)
         logger.warning("a stream request answered with %s: %r", media_type, body[:200])
         raise ProviderError(502, f"The upstream answered a stream request with {media_type[:100]}, "
