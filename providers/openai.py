@@ -32,8 +32,10 @@ class PassthroughStream(StreamTranslator):
     def __init__(self, include_usage: bool) -> None:
         self.include_usage = include_usage
         self._pending = b""
+        self._error: ProviderError | None = None  # raised at the next call: the events before it go on first
 
     def feed(self, data: bytes) -> bytes:
+        self._raise_pending()
         buf = self._pending + data
         if b"\r\n" in buf:
             buf = buf.replace(b"\r\n", b"\n")
@@ -42,12 +44,32 @@ class PassthroughStream(StreamTranslator):
             self._pending = buf
             return b""
         complete, self._pending = buf[: end + 2], buf[end + 2 :]
-        out = [event + b"\n\n" for event in complete.split(b"\n\n") if event and self._keep(event)]
-        return b"".join(out)
+        return self._events(complete.split(b"\n\n"))
 
     def close(self) -> bytes:
+        self._raise_pending()
         rest, self._pending = self._pending.strip(), b""
-        return rest + b"\n\n" if rest and self._keep(rest) else b""
+        out = self._events([rest])
+        self._raise_pending()
+        return out
+
+    def _events(self, events: list[bytes]) -> bytes:
+        out = []
+        for event in events:
+            try:
+                if event and self._keep(event):
+                    out.append(event + b"\n\n")
+            except ProviderError as exc:
+                if not out:
+                    raise
+                self._error = exc
+                break
+        return b"".join(out)
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     @reads_upstream
     def _keep(self, event: bytes) -> bool:
@@ -143,7 +165,8 @@ class OpenAIAdapter(Adapter):
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not {what}.")
+            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not {what}.",
+                                "upstream_error", "upstream_malformed")
         return ChatResult(body, Usage.from_openai(data.get("usage")))
 
     def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:

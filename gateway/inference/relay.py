@@ -132,7 +132,8 @@ async def relay_stream(call: Call, response: Response, opened: OpenedStream, kee
             raise incomplete()
     except (ProviderError, UpstreamUnavailable) as exc:
         error = exc if isinstance(exc, ProviderError) else ProviderError(
-            504 if exc.timeout else 502, str(exc), "upstream_error", "upstream_stream_failed")
+            504 if exc.timeout else 502, str(exc), "upstream_error",
+            "upstream_timeout" if exc.timeout else "upstream_stream_failed")
         call.fail(error)
         settle(log=False)
         if call.usage is None and estimate is not None:

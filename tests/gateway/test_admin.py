@@ -50,7 +50,7 @@ def test_revoke_action_deactivates_tokens(admin_client: Client) -> None:
 
 def provider_form(**overrides: str) -> dict[str, str]:
     return {"name": "openai-main", "kind": "openai", "base_url": "", "api_key": SECRET_KEY_VALUE, "options": "{}",
-            "connect_timeout": "10", "read_timeout": "300", "active": "on", **overrides}
+            "connect_timeout": "10", "first_byte_timeout": "120", "read_timeout": "300", "active": "on", **overrides}
 
 
 def test_provider_key_is_encrypted_write_only_and_never_rendered(admin_client: Client) -> None:
