@@ -140,3 +140,14 @@ def test_limits_are_edited_on_tokens_and_teams_and_shown_in_their_lists(admin_cl
     refused = admin_client.post(reverse("admin:gateway_team_change", args=[team.pk]),
                                 {"name": "platform", "budget": "-1", "budget_period": "monthly"})
     assert refused.status_code == 200 and Team.objects.get().budget == Decimal("50")
+
+
+def test_the_admin_sets_each_timeout_and_refuses_one_of_zero(admin_client: Client) -> None:
+    response = admin_client.post(reverse("admin:gateway_provideraccount_add"),
+                                 provider_form(first_byte_timeout="0", read_timeout="-1"))
+    assert response.status_code == 200 and not ProviderAccount.objects.exists()
+    assert set(response.context["adminform"].form.errors) == {"first_byte_timeout", "read_timeout"}
+    admin_client.post(reverse("admin:gateway_provideraccount_add"),
+                      provider_form(connect_timeout="3", first_byte_timeout="600", read_timeout="45"))
+    account = ProviderAccount.objects.get()
+    assert (account.connect_timeout, account.first_byte_timeout, account.read_timeout) == (3, 600, 45)
