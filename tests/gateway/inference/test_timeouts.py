@@ -4,6 +4,7 @@ answer), an error event mid-stream."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -42,10 +43,8 @@ def unconnectable() -> Iterator[str]:
     for _ in range(4):
         filler = socket.socket()
         filler.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):  # (the connection is pending)
             filler.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         fillers.append(filler)
     time.sleep(0.1)
     yield f"http://127.0.0.1:{port}/v1"
