@@ -78,25 +78,27 @@ def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any])
 
 
 async def estimate_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> None:
-    """The usage of a call whose provider reported none: estimated from the prompt and the answer
-    (a successful one), or the text relayed before it failed or its client left."""
-    if call.usage is not None or call.logged or call.route is None or operation.estimate is None:
+    """The usage of a call whose provider reported none, estimated from the prompt and the answer; for
+    a stream that failed or lost its client midway, from the text relayed until then (a provider's
+    counts given early, such as a prompt count at the start, are kept; its output count stops short)."""
+    if call.logged or call.route is None or operation.estimate is None:
         return
-    if call.error is None:
-        model = call.route.model_for(call.requested_model)
-        estimate = operation.estimate
-
-        def estimated() -> Usage:
-            return estimate(client_body, call.response_body, model)
-    elif (partial := partial_usage(operation, call, client_body)) is not None:
-        estimated = partial
-    else:
+    if call.error is None and call.usage is not None or call.error is not None and not call.response_body:
         return
+    model = call.route.model_for(call.requested_model)
     try:  # off the event loop: the first use of an encoding in a process takes a moment to load
-        call.usage = await asyncio.to_thread(estimated)
-        call.usage_estimated = True
+        estimated = await asyncio.to_thread(operation.estimate, client_body, call.response_body, model)
     except Exception:
         logger.warning("could not estimate the usage of request %s", call.request_id, exc_info=True)
+        return
+    reported = call.usage
+    if reported is not None:
+        if reported.completion_tokens >= estimated.completion_tokens and reported.prompt_tokens:
+            return
+        prompt = reported.prompt_tokens or estimated.prompt_tokens
+        completion = max(reported.completion_tokens, estimated.completion_tokens)
+        estimated = Usage(prompt, completion, prompt + completion, reported.cached_tokens)
+    call.usage, call.usage_estimated = estimated, True
 
 
 async def handle(operation: Operation, view: HotView, request: Request, response: Response) -> None:

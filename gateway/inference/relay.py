@@ -88,8 +88,9 @@ async def relay_stream(call: Call, response: Response, opened: OpenedStream, kee
 
     The log row is queued just before the stream's last bytes (``[DONE]`` or the error event) go
     out, so a client that has seen the end of its stream will find the row; when the usage must be
-    estimated (``keep``: the provider reported none) it is queued afterwards, by ``handle`` (before the
-    error event of a failed stream, after ``estimate``, which sets ``call.usage``). A client
+    estimated (``keep``: the provider reported none) it is queued afterwards, by ``handle``; a failed
+    stream's row is queued before its error event, after ``estimate`` (which counts the text relayed
+    when the provider's usage did not come, or stopped short). A client
     that leaves cancels this where it waits (``Response.cancelled_on_disconnect``): the ``finally``
     closes the upstream and keeps what was relayed for the estimate.
     """
@@ -99,7 +100,7 @@ async def relay_stream(call: Call, response: Response, opened: OpenedStream, kee
 
     def settle(log: bool = True) -> None:
         call.usage = translator.usage
-        if call.usage is None and kept:
+        if kept and (call.usage is None or not translator.finished):  # (a provider's counts may stop short)
             call.response_body = b"".join(kept)
         if log and (call.usage is not None or not keep):
             call.log()
@@ -136,7 +137,7 @@ async def relay_stream(call: Call, response: Response, opened: OpenedStream, kee
             "upstream_timeout" if exc.timeout else "upstream_stream_failed")
         call.fail(error)
         settle(log=False)
-        if call.usage is None and estimate is not None:
+        if estimate is not None:
             await estimate()
         call.log()
         try:

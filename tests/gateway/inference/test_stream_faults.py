@@ -136,12 +136,15 @@ def test_every_provider_kinds_stream_that_fails_midway_ends_with_an_error(
         live_gateway: LiveGateway, fakes: dict, kind: str, fault: str, code: str) -> None:
     make_model("m", (make_fake_provider(kind, fakes[kind]), UPSTREAM_MODEL[kind]))
     setup = {"gateway": live_gateway, "token": make_token()}
-    fakes[kind].fault_next(fault, 2)
+    fakes[kind].fault_next(fault, 4)  # (Anthropic: message_start, content_block_start and two deltas)
     with pytest.raises(openai.APIError) as raised:
         for _ in client(setup).chat.completions.create(model="m", messages=MESSAGES, stream=True):
             pass
     assert raised.value.code == code
-    assert (row(setup).status_code, row(setup).error_type) == (502, code)
+    logged = row(setup)
+    assert (logged.status_code, logged.error_type) == (502, code)
+    # the text relayed before the failure is counted (Anthropic's early count covers only the prompt)
+    assert logged.completion_tokens > 1 and logged.prompt_tokens > 0
 
 
 @pytest.mark.parametrize("kind", ["anthropic", "gemini", "cloudflare"])
