@@ -90,9 +90,9 @@ async def relay_stream(call: Call, response: Response, opened: OpenedStream, kee
     out, so a client that has seen the end of its stream will find the row; when the usage must be
     estimated (``keep``: the provider reported none) it is queued afterwards, by ``handle``; a failed
     stream's row is queued before its error event, after ``estimate`` (which counts the text relayed
-    when the provider's usage did not come, or stopped short). A client
-    that leaves cancels this where it waits (``Response.cancelled_on_disconnect``): the ``finally``
-    closes the upstream and keeps what was relayed for the estimate.
+    when the provider's usage did not come, or stopped short). A client that leaves cancels this
+    where it waits (``Response.cancelled_on_disconnect``): the ``finally`` closes the upstream and
+    keeps what was relayed for the estimate.
     """
     translator = opened.translator
     kept: list[bytes] = []
