@@ -88,7 +88,7 @@ class PassthroughStream(StreamTranslator):
         if not isinstance(chunk, dict):
             raise ProviderError(502, "The upstream sent a stream event that is not a JSON object.",
                                 "upstream_error", "upstream_malformed")
-        if "error" in chunk:
+        if chunk.get("error"):  # (as the SDKs read it: an "error": null is no error)
             raise stream_error(chunk["error"])
         if not self.first_token_seen and _TOKEN_DELTA.search(data):
             self.first_token_seen = True

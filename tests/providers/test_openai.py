@@ -171,3 +171,8 @@ def test_stream_keeps_comments_and_fields_and_ignores_what_follows_done() -> Non
     out = run_stream(translator, data, 5)
     assert out == b": keep-alive\n\nevent: message\nid: 7\ndata: {\"choices\": []}\n\ndata: [DONE]\n\n"
     assert translator.finished
+
+
+def test_an_error_field_that_is_null_is_no_error() -> None:
+    event = b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}}], "error": null}\n\n'
+    assert PassthroughStream(include_usage=False).feed(event) == event
