@@ -185,7 +185,7 @@ class ProviderAccountForm(forms.ModelForm):
     class Meta:
         model = ProviderAccount
         fields = ("name", "kind", "base_url", "api_key", "clear_api_key", "options", "connect_timeout",
-                  "read_timeout", "cooldown_failures", "cooldown_window_seconds", "cooldown_seconds", "active")
+                  "first_byte_timeout", "read_timeout", "cooldown_failures", "cooldown_window_seconds", "cooldown_seconds", "active")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -71,6 +71,11 @@ def server_failed() -> GatewayError:
     return GatewayError(500, "The gateway failed to handle this request.", "server_error")
 
 
+def client_closed() -> GatewayError:
+    """The client left before its answer was complete (logged as 499, nginx's code; never sent)."""
+    return GatewayError(499, "The client closed the connection.", "client_closed")
+
+
 def model_not_found(model: str) -> GatewayError:
     return GatewayError(
         404, f"The model `{model}` does not exist or you do not have access to it.",

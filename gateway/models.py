@@ -155,6 +155,10 @@ class ApiToken(Limited):
         return [item.strip() for item in re.split(r"[,\n]", self.allowed_models) if item.strip()]
 
 
+# Seconds: at least 10 ms, at most a day.
+TIMEOUT_VALIDATORS = [MinValueValidator(0.01), MaxValueValidator(86400.0)]
+
+
 class ProviderAccount(models.Model):
     """One set of credentials at one upstream provider."""
 
@@ -165,8 +169,18 @@ class ProviderAccount(models.Model):
     )
     api_key_encrypted = models.TextField(blank=True, editable=False)
     options = models.JSONField(default=dict, blank=True, help_text='Kind-specific, e.g. {"account_id": "..."}')
-    connect_timeout = models.FloatField(default=10.0, help_text="Seconds to open a connection.")
-    read_timeout = models.FloatField(default=300.0, help_text="Seconds to wait for the next bytes of an answer.")
+    # A hung upstream holds a client no longer than these (then 504, or an error event mid-stream).
+    connect_timeout = models.FloatField(default=10.0, validators=TIMEOUT_VALIDATORS,
+                                        help_text="Seconds to open a connection.")
+    first_byte_timeout = models.FloatField(
+        default=120.0, validators=TIMEOUT_VALIDATORS,
+        help_text="Seconds from sending a request (connecting included) to the answer's first bytes (a "
+                  "non-streamed answer's come when it is complete: raise it for slow reasoning models). "
+                  "Then the next deployment is tried.")
+    read_timeout = models.FloatField(
+        default=300.0, validators=TIMEOUT_VALIDATORS, verbose_name="between-chunks timeout",
+        help_text="Seconds to wait for each next piece of an answer once it has started (a reasoning model "
+                  "may pause mid-stream).")
     # Cooldowns of this account's deployments; empty: the GATEWAY_COOLDOWN_* setting.
     cooldown_failures = models.PositiveIntegerField(
         null=True, blank=True, help_text="Failures within the window that put a deployment of this account in "
@@ -246,7 +260,8 @@ class ProviderAccount(models.Model):
         status = (provider_keys.MISSING if not self.api_key_encrypted
                   else provider_keys.OK if key is not None else provider_keys.UNDECRYPTABLE)
         return provider_keys.StoredAccount(self.name, self.kind, self.base_url, key or "", dict(self.options or {}),
-                                           self.connect_timeout, self.read_timeout, key_status=status)
+                                           self.connect_timeout, self.read_timeout, self.first_byte_timeout,
+                                           key_status=status)
 
 
 class ModelEntry(models.Model):

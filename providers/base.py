@@ -31,7 +31,8 @@ class Account:
     api_key: str
     options: dict[str, Any] = field(default_factory=dict)
     connect_timeout: float = 10.0
-    read_timeout: float = 300.0
+    read_timeout: float = 300.0  # between chunks, once the answer has started
+    first_byte_timeout: float = 120.0  # from sending the request to the answer's first bytes
 
 
 @dataclass

@@ -17,7 +17,6 @@ from providers.errors import reads_upstream
 from providers.parameters import ParameterPolicy
 from providers.responses.passthrough import upstream_body
 
-_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _TOKEN_DELTA = re.compile(rb'"(?:content|arguments|refusal|text)"\s*:\s*"[^"]')
 
 
@@ -25,14 +24,19 @@ class PassthroughStream(StreamTranslator):
     """Forwards OpenAI SSE events byte for byte; reads only the usage chunk and the first token.
 
     The usage chunk (``choices: []``) that the gateway asked for is dropped unless the client
-    asked for it too.
+    asked for it too. Every event is checked before it goes on: an event whose data is not a JSON
+    object, a line that is no SSE field (an HTML page, a JSON body) or an upstream's own error
+    event raises a ``ProviderError`` (which the gateway sends as its error event), so a client never
+    gets what its SDK cannot parse, nor an upstream failure that looks like an answer.
     """
 
     def __init__(self, include_usage: bool) -> None:
         self.include_usage = include_usage
         self._pending = b""
+        self._error: ProviderError | None = None  # raised at the next call: the events before it go on first
 
     def feed(self, data: bytes) -> bytes:
+        self._raise_pending()
         buf = self._pending + data
         if b"\r\n" in buf:
             buf = buf.replace(b"\r\n", b"\n")
@@ -41,41 +45,90 @@ class PassthroughStream(StreamTranslator):
             self._pending = buf
             return b""
         complete, self._pending = buf[: end + 2], buf[end + 2 :]
-        if self.first_token_seen and b'"usage"' not in complete and b"[DONE]" not in complete:
-            return complete
-        out = [event + b"\n\n" for event in complete.split(b"\n\n") if event and self._keep(event)]
-        return b"".join(out)
+        return self._events(complete.split(b"\n\n"))
 
     def close(self) -> bytes:
+        self._raise_pending()
         rest, self._pending = self._pending.strip(), b""
-        return rest + b"\n\n" if rest and self._keep(rest) else b""
+        out = self._events([rest])
+        self._raise_pending()
+        return out
+
+    def _events(self, events: list[bytes]) -> bytes:
+        out = []
+        for event in events:
+            try:
+                if event and self._keep(event):
+                    out.append(event + b"\n\n")
+            except ProviderError as exc:
+                if not out:
+                    raise
+                self._error = exc
+                break
+        return b"".join(out)
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     @reads_upstream
     def _keep(self, event: bytes) -> bool:
-        if event.startswith(b"data: [DONE]") or event.startswith(b"data:[DONE]"):
+        data = _event_data(event)
+        if data is None:  # comments (keep-alives) and fields without data
+            return True
+        if data == b"[DONE]":
             self.finished = True
             return True
-        if not self.first_token_seen and _TOKEN_DELTA.search(event):
+        if self.finished:  # nothing follows [DONE]
+            return False
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            chunk = None
+        if not isinstance(chunk, dict):
+            raise ProviderError(502, "The upstream sent a stream event that is not a JSON object.",
+                                "upstream_error", "upstream_malformed")
+        if chunk.get("error"):  # (as the SDKs read it: an "error": null is no error)
+            raise stream_error(chunk["error"])
+        if not self.first_token_seen and _TOKEN_DELTA.search(data):
             self.first_token_seen = True
-        if b'"usage"' in event and _USAGE_OBJECT.search(event):
-            chunk = _event_json(event)
-            if isinstance(chunk, dict):
-                usage = Usage.from_openai(chunk.get("usage"))
-                if usage is not None:
-                    self.usage = usage
-                if not chunk.get("choices") and not self.include_usage:
-                    return False
+        if "usage" in chunk:
+            usage = Usage.from_openai(chunk.get("usage"))
+            if usage is not None:
+                self.usage = usage
+            if not chunk.get("choices") and not self.include_usage:
+                return False
         return True
 
 
-def _event_json(event: bytes) -> Any:
+# The lines of an SSE event: a field with a value, a field alone, or a comment (starting with ":").
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+_SSE_NAMES = frozenset({b"", b"data", b"event", b"id", b"retry"})
+
+
+def _event_data(event: bytes) -> bytes | None:
+    """An SSE event's data (its data lines joined), None if it has none; a line that is no SSE field
+    means the body is not an event stream."""
+    data: list[bytes] = []
     for line in event.split(b"\n"):
         if line.startswith(b"data:"):
-            try:
-                return orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                return None
-    return None
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif not line.startswith(_SSE_FIELDS) and line.strip() not in _SSE_NAMES:
+            raise ProviderError(502, "The upstream answered a stream request with something that is not an "
+                                "event stream.", "upstream_error", "upstream_malformed")
+    return b"\n".join(data).strip() if data else None
+
+
+def stream_error(error: Any) -> ProviderError:
+    """An upstream's ``{"error": {...}}`` event: its message and type, as a 502 (the stream had a 200)."""
+    error = error if isinstance(error, dict) else {"message": error}
+    message = error.get("message")
+    text = message[:500] if isinstance(message, str) and message else "The upstream reported an error mid-stream."
+    type_ = error.get("type")
+    code = error.get("code")
+    return ProviderError(502, text, type_[:100] if isinstance(type_, str) and type_ else "upstream_error",
+                         code[:100] if isinstance(code, str) and code else "upstream_stream_error")
 
 
 class OpenAIAdapter(Adapter):
@@ -113,7 +166,8 @@ class OpenAIAdapter(Adapter):
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not {what}.")
+            raise ProviderError(502, f"The upstream '{self.account.name}' returned a response that is not {what}.",
+                                "upstream_error", "upstream_malformed")
         return ChatResult(body, Usage.from_openai(data.get("usage")))
 
     def chat_request(self, body: dict[str, Any], upstream_model: str, max_output_tokens: int | None = None) -> UpstreamRequest:

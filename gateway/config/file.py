@@ -40,7 +40,8 @@ COUNTS = ("rpm", "tpm", "parallel")
 ANONYMOUS_KEYS = {"allowed_models", "active", *COUNTS, "budget", "budget_period", *ApiToken.PER_ADDRESS_FIELDS}
 SECTIONS = ("teams", "providers", "models", "anonymous")
 COOLDOWN_KEYS = ("cooldown_failures", "cooldown_window_seconds", "cooldown_seconds")
-PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "read_timeout", "active",
+PROVIDER_KEYS = {"name", "kind", "base_url", "api_key", "options", "connect_timeout", "first_byte_timeout",
+                 "read_timeout", "active",
                  *COOLDOWN_KEYS}
 PRICE_KEYS = ("input_price_per_million", "cached_input_price_per_million", "output_price_per_million")
 MODEL_KEYS = {"name", "description", "deployments", "fallbacks", *PRICE_KEYS,
@@ -217,13 +218,14 @@ def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccou
         check.typed(path, item, key, str, "a string")
     check.typed(path, item, "options", dict, "a mapping")
     check.typed(path, item, "active", bool, "true or false")
-    for key in ("connect_timeout", "read_timeout", "cooldown_window_seconds", "cooldown_seconds"):
+    for key in ("connect_timeout", "first_byte_timeout", "read_timeout", "cooldown_window_seconds", "cooldown_seconds"):
         check.typed(path, item, key, (int, float), "a number of seconds")
     check.typed(path, item, "cooldown_failures", int, "a whole number")
     if isinstance(item.get("kind"), str) and item["kind"] not in ADAPTERS:
         check.problems.append(f"{path}.kind: unknown kind {item['kind']!r} (known: {', '.join(sorted(ADAPTERS))})")
     account = ProviderAccount.objects.filter(name=item.get("name")).first() or ProviderAccount(name=item.get("name"))
-    for key in ("kind", "base_url", "options", "connect_timeout", "read_timeout", "active"):
+    for key in ("kind", "base_url", "options", "connect_timeout", "first_byte_timeout", "read_timeout",
+                "active"):
         if key in item and item[key] is not None:
             setattr(account, key, item[key])
     for key in COOLDOWN_KEYS:  # `null`: the GATEWAY_COOLDOWN_* setting

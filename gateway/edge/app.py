@@ -201,7 +201,7 @@ class GatewayApp:
             response.request_id = request.request_id
             await view.dispatch(request, response)
         except ProviderError as exc:
-            if not response.started:
+            if not response.started and not response.disconnected:  # (a client that left gets nothing)
                 await response.error(exc)
         except ConnectionAbortedError:
             return

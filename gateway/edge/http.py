@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway import jsonbody, redaction
-from gateway.errors import body_too_large, render
+from gateway.errors import body_too_large, client_closed, render
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -117,14 +117,25 @@ class Response:
 
     async def start_stream(self) -> None:
         self.started = True
-        if self._receive is not None:  # a stream is long: notice when its client leaves
-            self._watcher = asyncio.ensure_future(self._watch_disconnect())
+        self.watch_disconnect()  # a stream is long: notice when its client leaves
         await self._send({"type": "http.response.start", "status": 200, "headers": self._headers(
             b"text/event-stream; charset=utf-8", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})
 
     def on_disconnect(self, callback: Callable[[], None]) -> None:
-        """Call this when the client of a stream leaves (e.g. to stop reading the upstream at once)."""
+        """Call this when the client leaves (e.g. to stop reading the upstream at once); the client is
+        watched from ``start_stream`` or ``watch_disconnect`` on."""
         self._on_disconnect.append(callback)
+
+    def watch_disconnect(self) -> None:
+        """Notice the client leaving from now on (once its body is read, the ASGI server's next
+        message is ``http.disconnect``, when the client closes the connection)."""
+        if self._receive is not None and self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch_disconnect())
+
+    def cancelled_on_disconnect(self) -> CancelledOnDisconnect:
+        """``async with response.cancelled_on_disconnect():`` runs the block until the client leaves: then
+        it is cancelled where it waits (an upstream request is closed at once) and raises ``client_closed()``."""
+        return CancelledOnDisconnect(self)
 
     async def _watch_disconnect(self) -> None:
         assert self._receive is not None
@@ -145,6 +156,39 @@ class Response:
 
     async def end(self) -> None:
         await self._send({"type": "http.response.body", "body": b""})
+
+
+class CancelledOnDisconnect:
+    """See ``Response.cancelled_on_disconnect``: asyncio.timeout's way of turning the cancellation it
+    caused into an exception of its own, with the client's disconnect instead of a clock."""
+
+    __slots__ = ("_cancelled", "_response", "_task")
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+        self._task: asyncio.Task | None = None
+        self._cancelled = False
+
+    def _cancel(self) -> None:
+        if self._task is not None and not self._cancelled:
+            self._cancelled = True
+            self._task.cancel()
+
+    async def __aenter__(self) -> None:
+        if self._response.disconnected:
+            raise client_closed()
+        self._task = asyncio.current_task()
+        self._response.watch_disconnect()
+        self._response._on_disconnect.append(self._cancel)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: object) -> None:
+        self._response._on_disconnect.remove(self._cancel)
+        task, self._task = self._task, None
+        if not self._cancelled or task is None or task.uncancel() > 0:  # (or cancelled by someone else too)
+            return
+        if exc is not None:  # the cancellation, or what the block made of it: the client left
+            raise client_closed() from None
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

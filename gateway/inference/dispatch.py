@@ -31,6 +31,8 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504})
 ERROR_BODY_LIMIT = 1 << 20
 
+# What makes a 2xx response an answer, inside the attempt: e.g. reading and translating its whole body,
+# or a stream's first event. A ProviderError or UpstreamUnavailable it raises fails the attempt.
 Accept = Callable[[Adapter, UpstreamRequest, upstream.UpstreamResponse], Awaitable[T]]
 
 
@@ -72,9 +74,7 @@ async def send_with_fallbacks(call: Call, targets: list[Target], build: Callable
             continue
         request = build(adapter, target)
         try:
-            response = await transport.send(
-                request, upstream.Timeouts(route.account.connect_timeout, route.account.read_timeout)
-            )
+            response = await transport.send(request, upstream.Timeouts.of(route.account))
         except upstream.UpstreamUnavailable as exc:
             last_error = unavailable(exc, route.account.name)
             call.upstream_failed("timeout" if exc.timeout else "unreachable", last_error)
@@ -82,7 +82,11 @@ async def send_with_fallbacks(call: Call, targets: list[Target], build: Callable
             continue
         if response.status < 400:
             try:
-                accepted = await accept(adapter, request, response)
+                try:
+                    accepted = await accept(adapter, request, response)
+                except BaseException:
+                    response.close()
+                    raise
             except upstream.UpstreamUnavailable as exc:
                 last_error = unavailable(exc, route.account.name)
                 call.upstream_failed("timeout" if exc.timeout else "unreachable", last_error)

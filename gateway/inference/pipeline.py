@@ -12,6 +12,7 @@ reservation, a stream settles when it ends or its client leaves).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ from gateway.errors import GatewayError
 from gateway.inference import dispatch, validation
 from gateway.inference.dispatch import send_with_fallbacks
 from gateway.inference.operations import Operation
-from gateway.inference.relay import read, relay_stream
+from gateway.inference.relay import OpenedStream, open_stream, read, relay_stream
 from gateway.inference.transport import UpstreamResponse
 from gateway.routing import fallbacks
 from gateway.routing import registry as routing
@@ -37,6 +38,7 @@ from providers.base import Adapter, ProviderError, UpstreamRequest, Usage
 from providers.registry import adapter_for
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def session_id(request: Request) -> str:
@@ -76,11 +78,6 @@ async def answer_within_deadline(call: Call, targets: list[Target], build: Calla
                             "(GATEWAY_REQUEST_DEADLINE_SECONDS).", "upstream_error", "upstream_timeout") from None
 
 
-async def _headers_only(adapter: Adapter, sent: UpstreamRequest,
-                        upstream_response: UpstreamResponse) -> tuple[Adapter, UpstreamRequest, UpstreamResponse]:
-    return adapter, sent, upstream_response
-
-
 # Errors a stream can end with that are its upstream's failure (a client that left is not).
 STREAM_FAILURES = frozenset({"upstream_malformed", "upstream_stream_failed", "stream_incomplete",
                              "upstream_response_too_large", "upstream_timeout"})
@@ -109,6 +106,30 @@ def partial_usage(operation: Operation, call: Call, client_body: dict[str, Any])
     return lambda: estimate(client_body, call.response_body, model)
 
 
+async def estimate_usage(operation: Operation, call: Call, client_body: dict[str, Any]) -> None:
+    """The usage of a call whose provider reported none, estimated from the prompt and the answer; for
+    a stream that failed or lost its client midway, from the text relayed until then (a provider's
+    counts given early, such as a prompt count at the start, are kept; its output count stops short)."""
+    if call.logged or call.route is None or operation.estimate is None:
+        return
+    if call.error is None and call.usage is not None or call.error is not None and not call.response_body:
+        return
+    try:  # off the event loop: the first use of an encoding in a process takes a moment to load
+        estimated = await asyncio.to_thread(operation.estimate, client_body, call.response_body,
+                                            call.upstream_model())
+    except Exception:
+        logger.warning("could not estimate the usage of request %s", call.request_id, exc_info=True)
+        return
+    reported = call.usage
+    if reported is not None:
+        if reported.completion_tokens >= estimated.completion_tokens and reported.prompt_tokens:
+            return
+        prompt = reported.prompt_tokens or estimated.prompt_tokens
+        completion = max(reported.completion_tokens, estimated.completion_tokens)
+        estimated = Usage(prompt, completion, prompt + completion, reported.cached_tokens)
+    call.usage, call.usage_estimated = estimated, True
+
+
 def answer_locally(operation: Operation, call: Call, targets: list[Target], client_body: dict[str, Any]) -> list[Target]:
     """The targets to send to; none when the first is a deployment the gateway answers itself (the
     answer is then the call's response body and usage)."""
@@ -129,6 +150,7 @@ async def handle(operation: Operation, view: HotView, request: Request, response
     limiters = getattr(view, "limiters", ())
     grants: list[tuple[Any, Grant]] = []
     relayed = False
+    client_body: dict[str, Any] = {}
     try:
         await view.initial(request)
         call.token = request.user
@@ -160,20 +182,28 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             if not targets:
                 await response.json(200, call.response_body)
                 return
-        if stream:
-            adapter, sent, upstream_response = await send_with_fallbacks(call, targets, build, _headers_only,
-                                                                         whole=False)
-            translator = operation.stream(adapter, model, include_usage, client_body, sent.context)
-            keep = operation.keep
-            before_end = None if keep is None else (
-                lambda: keep(call, client_body, prepared, getattr(translator, "answer", None)))
-            await relay_stream(call, response, translator, upstream_response, keep=operation.estimate is not None,
-                               before_end=before_end)
-            relayed = True
-        else:
-            result = await answer_within_deadline(
-                call, targets, build,
-                lambda adapter, sent, data: operation.result(adapter, data, model, client_body, sent.context))
+        async def opened(adapter: Adapter, sent: UpstreamRequest, upstream: UpstreamResponse) -> OpenedStream:
+            assert operation.stream is not None
+            return await open_stream(operation.stream(adapter, model, include_usage, client_body, sent.context),
+                                     upstream)
+
+        # The client leaving cancels the upstream request where it waits (and is logged as 499).
+        async with response.cancelled_on_disconnect():
+            if stream:
+                opened_stream = await send_with_fallbacks(call, targets, build, opened, whole=False)
+                keep = operation.keep
+                translator = opened_stream.translator
+                before_end = None if keep is None else (
+                    lambda: keep(call, client_body, prepared, getattr(translator, "answer", None)))
+                await relay_stream(call, response, opened_stream, keep=operation.estimate is not None,
+                                   estimate=lambda: estimate_usage(operation, call, client_body),
+                                   before_end=before_end)
+                relayed = True
+            else:
+                result = await answer_within_deadline(
+                    call, targets, build,
+                    lambda adapter, sent, data: operation.result(adapter, data, model, client_body, sent.context))
+        if not stream:
             call.usage = result.usage
             call.response_body = result.body
             if operation.keep is not None:
@@ -181,11 +211,6 @@ async def handle(operation: Operation, view: HotView, request: Request, response
             if call.usage is not None or operation.estimate is None:
                 call.log()  # queued before the answer leaves: a client that has it will find the row
             await response.json(200, result.body)
-        if call.usage is None and operation.estimate is not None and call.error is None:
-            # Off the event loop: the first use of an encoding in a process takes a moment to load.
-            call.usage = await asyncio.to_thread(operation.estimate, client_body, call.response_body,
-                                                 call.upstream_model())
-            call.usage_estimated = True
     except ProviderError as exc:
         call.fail(exc)
         if call.token is not None and not grants and not isinstance(exc, LimitExceeded):
@@ -193,10 +218,11 @@ async def handle(operation: Operation, view: HotView, request: Request, response
                 response.headers.update(await limiter.headers(request))
         raise
     finally:
-        call.log()
-        for limiter, grant in grants:
-            limiter.settle(grant, call, partial_usage(operation, call, client_body))
-        if relayed:  # (after its row is queued: counting it may wait for Redis)
-            await stream_ended(call)
-
-
+        try:
+            await estimate_usage(operation, call, client_body)
+        finally:
+            call.log()
+            for limiter, grant in grants:
+                limiter.settle(grant, call, partial_usage(operation, call, client_body))
+            if relayed:  # (after its row is queued: counting it may wait for Redis)
+                await stream_ended(call)

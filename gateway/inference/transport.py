@@ -26,7 +26,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.conf import gateway_settings
-from providers.base import ProviderError, UpstreamRequest
+from providers.base import Account, ProviderError, UpstreamRequest
 
 
 class UpstreamUnavailable(Exception):
@@ -39,11 +39,18 @@ class UpstreamUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds to wait for the connection, and for each read from the socket. There is no limit
-    on the whole exchange: a stream lasts as long as the upstream keeps sending."""
+    """Seconds to wait: to open the connection; from sending (connecting included) to the answer's
+    first bytes (its headers and the first bytes of its body); and for each next piece of the body.
+    There is no limit on the whole exchange here: a stream lasts as long as the upstream keeps
+    sending (a non-streamed answer has the pipeline's deadline)."""
 
     connect: float
-    read: float
+    first_byte: float
+    idle: float
+
+    @classmethod
+    def of(cls, account: Account) -> Timeouts:
+        return cls(account.connect_timeout, account.first_byte_timeout, account.read_timeout)
 
 
 class UpstreamResponse(ABC):
@@ -123,19 +130,39 @@ class Transport(ABC):
 
 
 class AiohttpResponse(UpstreamResponse):
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    """The body's first bytes are awaited until ``first_byte_by`` (event-loop time), the next ones
+    ``idle`` seconds each: a hung upstream raises ``UpstreamUnavailable(timeout=True)``, a connection
+    that breaks (reset, closed before the declared length or the last chunk) ``UpstreamUnavailable``."""
+
+    def __init__(self, response: aiohttp.ClientResponse, first_byte_by: float, timeouts: Timeouts) -> None:
         self._response = response
+        self._first_byte_by = first_byte_by
+        self._timeouts = timeouts
         self.status = response.status
         self.headers = response.headers
 
     async def body(self) -> AsyncIterator[bytes]:
-        try:
-            async for data in self._response.content.iter_any():
-                yield data
-        except TimeoutError as exc:
-            raise UpstreamUnavailable("The upstream stopped sending (read timeout).", timeout=True) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"The upstream connection broke: {type(exc).__name__}.") from exc
+        content = self._response.content
+        started = False
+        while True:
+            try:
+                if started:
+                    async with asyncio.timeout(self._timeouts.idle):
+                        data = await content.readany()
+                else:
+                    async with asyncio.timeout_at(self._first_byte_by):
+                        data = await content.readany()
+            except TimeoutError as exc:
+                raise UpstreamUnavailable(
+                    f"The upstream stopped sending for {self._timeouts.idle:g} s (read_timeout)." if started else
+                    f"The upstream sent no answer within {self._timeouts.first_byte:g} s (first_byte_timeout).",
+                    timeout=True) from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamUnavailable(f"The upstream connection broke: {type(exc).__name__}.") from exc
+            if not data:
+                return
+            started = True
+            yield data
 
     def close(self) -> None:
         self._response.release()
@@ -159,23 +186,31 @@ class AiohttpTransport(Transport):
         )
 
     async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
+        # aiohttp bounds the connecting; the first bytes have a deadline counted from now (connecting
+        # included), which the headers and the body's first read share.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
+        first_byte_by = asyncio.get_running_loop().time() + timeouts.first_byte
         try:
-            try:
-                response = await self._session.request(
-                    request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
-                )
-            except aiohttp.ClientConnectionResetError:
-                # A pooled keep-alive connection the upstream had just closed: nothing was sent on it
-                # ("cannot write to closing transport"), so the request goes once more, on a new one.
-                response = await self._session.request(
-                    request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
-                )
+            async with asyncio.timeout_at(first_byte_by):
+                try:
+                    response = await self._session.request(
+                        request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
+                    )
+                except aiohttp.ClientConnectionResetError:
+                    # A pooled keep-alive connection the upstream had just closed: nothing was sent on it
+                    # ("cannot write to closing transport"), so the request goes once more, on a new one.
+                    response = await self._session.request(
+                        request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
+                    )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamUnavailable(f"Could not connect to the upstream within {timeouts.connect:g} s "
+                                      "(connect_timeout).", timeout=True) from exc
         except TimeoutError as exc:
-            raise UpstreamUnavailable("The upstream did not answer in time.", timeout=True) from exc
+            raise UpstreamUnavailable(f"The upstream sent no answer within {timeouts.first_byte:g} s "
+                                      "(first_byte_timeout).", timeout=True) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"Could not reach the upstream: {type(exc).__name__}.") from exc
-        return AiohttpResponse(response)
+        return AiohttpResponse(response, first_byte_by, timeouts)
 
     async def aclose(self) -> None:
         await self._session.close()

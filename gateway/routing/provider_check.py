@@ -20,7 +20,9 @@ async def _probe(account: ProviderAccount) -> tuple[bool, str]:
         return False, f"{adapter.label} has no cheap call to check with."
     try:
         async with transport.one_off() as upstream:
-            response = await upstream.send(request, Timeouts(account.connect_timeout, min(account.read_timeout, 30.0)))
+            timeouts = Timeouts(account.connect_timeout, min(account.first_byte_timeout, 30.0),
+                                min(account.read_timeout, 30.0))
+            response = await upstream.send(request, timeouts)
             body = await response.read()
     except UpstreamUnavailable as exc:
         return False, str(exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +35,30 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Fault:
+    """A network fault for one request (see ``FakeServer.fault_next``)."""
+
+    kind: str
+    after: int = 0
+    seconds: float = 60.0
+
+
+FAULT = web.RequestKey("fault", Fault)
+FAULTS = ("hang", "hang_after", "drop_after", "truncate_after", "malformed_after", "error_after", "html")
+MALFORMED_EVENT = b'data: {"choices": [{"delta": {"content": "x"\n\n'
+ERROR_EVENT = (b'data: {"error": {"message": "The server had an error while processing your request.", '
+               b'"type": "server_error", "param": null, "code": null}}\n\n')
+
+
 class FakeServer:
     """Subclasses add routes in `routes()`; tests read `requests` and script failures."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self._failures: list[Failure] = []
+        self._failures: list[Failure | Fault] = []
+        # time.monotonic() of each moment a held request (hang, hang_after) saw its client go away
+        self.disconnects: list[float] = []
         self._failing: Failure | None = None
         self.break_after: int | None = None
         self.stall_seconds = 0.0
@@ -92,6 +111,7 @@ class FakeServer:
         self.requests.clear()
         self._failures.clear()
         self._failing = None
+        self.disconnects.clear()
         self.break_after = None
         self.stall_seconds = 0.0
         self.event_delay = 0.0
@@ -111,6 +131,52 @@ class FakeServer:
         (a deployment that stays broken: 500, 429, a 200 of malformed JSON or of the wrong content type)."""
         self._failing = Failure(status, body, content_type, headers or {})
 
+    def fault_next(self, kind: str, after: int = 0, seconds: float = 60.0) -> None:
+        """The next request meets a network fault (queued with ``fail_next_raw``'s failures, in order):
+
+        - ``hang``: no answer at all (no headers) for ``seconds``, or until the client leaves;
+        - ``hang_after``: the headers and ``after`` stream events (or body bytes), then nothing more;
+        - ``drop_after``: ``after`` events (or body bytes, of a declared longer body), then the
+          connection is cut;
+        - ``truncate_after``: ``after`` events (or body bytes) and a clean end: a stream without its
+          last events, a complete HTTP answer whose JSON is cut;
+        - ``malformed_after`` / ``error_after``: ``after`` events, then one that is not JSON / an
+          OpenAI error event, then (malformed) the rest of the stream;
+        - ``html``: a 200 web page instead of the answer.
+
+        A held request notes when its client went away in ``disconnects``.
+        """
+        assert kind in FAULTS, kind
+        self._failures.append(Fault(kind, after, seconds))
+
+    async def hold(self, request: web.Request, seconds: float) -> None:
+        """Wait ``seconds`` or until the client closes the connection (noted in ``disconnects``)."""
+        end = time.monotonic() + seconds
+        try:
+            while time.monotonic() < end:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    self.disconnects.append(time.monotonic())
+                    return
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:  # (the server cancels a handler whose client left)
+            self.disconnects.append(time.monotonic())
+            raise
+
+    async def _faulty_body(self, request: web.Request, answer: web.Response, fault: Fault) -> web.StreamResponse:
+        body = answer.body if isinstance(answer.body, bytes) else b""
+        if fault.kind == "truncate_after":
+            return web.Response(status=answer.status, body=body[:fault.after], content_type=answer.content_type)
+        response = web.StreamResponse(status=answer.status, headers={"Content-Type": answer.content_type})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[:fault.after])
+        if fault.kind == "hang_after":
+            await self.hold(request, fault.seconds)
+        elif request.transport is not None:
+            request.transport.close()
+        return response
+
     def stall(self, seconds: float) -> None:
         """Every request waits this long before any answer (a hung upstream)."""
         self.stall_seconds = seconds
@@ -129,6 +195,17 @@ class FakeServer:
         failure = self._failures.pop(0) if self._failures else self._failing
         if self.stall_seconds:
             await asyncio.sleep(self.stall_seconds)
+        if isinstance(failure, Fault):
+            if failure.kind == "hang":
+                await self.hold(request, failure.seconds)
+                return web.Response(status=504)
+            if failure.kind == "html":
+                return web.Response(body=b"<html><body>Please log in</body></html>", content_type="text/html")
+            request[FAULT] = failure
+            answer = await handler(request)
+            if type(answer) is web.Response and failure.kind in ("hang_after", "drop_after", "truncate_after"):
+                return await self._faulty_body(request, answer, failure)
+            return answer
         if failure is not None:
             return web.Response(status=failure.status, body=failure.body, content_type=failure.content_type,
                                 headers=failure.headers)
@@ -144,10 +221,23 @@ class FakeServer:
         """Send pre-framed SSE events; honours break_stream_after by cutting the connection."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
+        fault = request.get(FAULT)
         for sent, event in enumerate(events):
             if self.break_after is not None and sent >= self.break_after:
                 request.transport.close()
                 return response
+            if fault is not None and sent == fault.after:
+                if fault.kind == "hang_after":
+                    await self.hold(request, fault.seconds)
+                    return response
+                if fault.kind == "drop_after":
+                    request.transport.close()
+                    return response
+                if fault.kind == "truncate_after":
+                    break
+                await response.write(MALFORMED_EVENT if fault.kind == "malformed_after" else ERROR_EVENT)
+                if fault.kind == "error_after":
+                    break
             await response.write(event)
             if self.event_delay:
                 await asyncio.sleep(self.event_delay)

@@ -68,7 +68,7 @@ def test_revoke_action_deactivates_tokens(admin_client: Client) -> None:
 
 def provider_form(**overrides: str) -> dict[str, str]:
     return {"name": "openai-main", "kind": "openai", "base_url": "", "api_key": SECRET_KEY_VALUE, "options": "{}",
-            "connect_timeout": "10", "read_timeout": "300", "active": "on", **overrides}
+            "connect_timeout": "10", "first_byte_timeout": "120", "read_timeout": "300", "active": "on", **overrides}
 
 
 def test_provider_key_is_encrypted_write_only_and_never_rendered(admin_client: Client) -> None:
@@ -192,3 +192,14 @@ def test_a_token_allowed_models_nothing_serves_saves_with_a_warning(admin_client
     quiet = admin_client.post(reverse("admin:gateway_apitoken_add"), {
         "name": "ok", "active": "on", "allowed_models": "gpt-4o-mini"}, follow=True)
     assert not any("cannot use it" in str(m) for m in quiet.context["messages"])
+
+
+def test_the_admin_sets_each_timeout_and_refuses_one_of_zero(admin_client: Client) -> None:
+    response = admin_client.post(reverse("admin:gateway_provideraccount_add"),
+                                 provider_form(first_byte_timeout="0", read_timeout="-1"))
+    assert response.status_code == 200 and not ProviderAccount.objects.exists()
+    assert set(response.context["adminform"].form.errors) == {"first_byte_timeout", "read_timeout"}
+    admin_client.post(reverse("admin:gateway_provideraccount_add"),
+                      provider_form(connect_timeout="3", first_byte_timeout="600", read_timeout="45"))
+    account = ProviderAccount.objects.get()
+    assert (account.connect_timeout, account.first_byte_timeout, account.read_timeout) == (3, 600, 45)

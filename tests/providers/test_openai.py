@@ -137,3 +137,42 @@ def test_a_200_that_is_not_a_chat_completion_is_an_upstream_error() -> None:
     assert info.value.status == 502
     result = adapter().chat_result(b'{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}', "m")
     assert result.usage.total_tokens == 3
+
+
+@pytest.mark.parametrize("bad", [
+    b'data: {"choices": [{"delta": {"content": "x"\n\n',  # cut JSON
+    b"data: [1, 2]\n\n",  # JSON, but no chunk
+    b"<html><body>Bad gateway</body></html>\n\n",  # not an event stream
+    b'{"error": {"message": "overloaded"}}\n\n',  # a JSON body where events were asked for
+])
+def test_stream_refuses_what_an_openai_sdk_could_not_parse_after_handing_on_the_events_before_it(bad: bytes) -> None:
+    first = events(RECORDED)[0] + b"\n\n"
+    translator = PassthroughStream(include_usage=False)
+    assert translator.feed(first + bad) == first  # what came before is relayed...
+    with pytest.raises(ProviderError) as raised:  # ...and the next call raises
+        translator.feed(events(RECORDED)[1] + b"\n\n")
+    assert raised.value.status == 502 and raised.value.code == "upstream_malformed"
+    with pytest.raises(ProviderError):
+        PassthroughStream(include_usage=False).feed(bad)
+
+
+def test_an_upstream_error_event_in_the_stream_is_raised_with_its_message() -> None:
+    translator = PassthroughStream(include_usage=False)
+    with pytest.raises(ProviderError) as raised:
+        translator.feed(b'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n')
+    assert (raised.value.status, raised.value.message, raised.value.type) == (502, "The server had an error",
+                                                                              "server_error")
+    assert raised.value.code == "upstream_stream_error"
+
+
+def test_stream_keeps_comments_and_fields_and_ignores_what_follows_done() -> None:
+    translator = PassthroughStream(include_usage=False)
+    data = b": keep-alive\n\nevent: message\nid: 7\ndata: {\"choices\": []}\n\ndata: [DONE]\n\ndata: {\"x\": 1}\n\n"
+    out = run_stream(translator, data, 5)
+    assert out == b": keep-alive\n\nevent: message\nid: 7\ndata: {\"choices\": []}\n\ndata: [DONE]\n\n"
+    assert translator.finished
+
+
+def test_an_error_field_that_is_null_is_no_error() -> None:
+    event = b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}}], "error": null}\n\n'
+    assert PassthroughStream(include_usage=False).feed(event) == event

@@ -157,3 +157,17 @@ def test_team_errors_name_their_path_and_nothing_is_applied(tmp_path: Path, monk
     assert not Team.objects.exists() and not ProviderAccount.objects.exists()
     with pytest.raises(CommandError, match=r"teams\[0\].budget: Ensure this value is less than or equal to"):
         apply(write(tmp_path, "teams: [{name: rich, budget: 99999999}]\n"), monkeypatch)
+
+
+def test_the_timeouts_are_set_from_the_file_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply(write(tmp_path, "providers:\n  - {name: slow-models, kind: openai, connect_timeout: 5, "
+                          "first_byte_timeout: 600, read_timeout: 90}\n"), monkeypatch)
+    account = ProviderAccount.objects.get(name="slow-models")
+    assert (account.connect_timeout, account.first_byte_timeout, account.read_timeout) == (5, 600, 90)
+    assert account.as_account().first_byte_timeout == 600
+    with pytest.raises(CommandError) as info:
+        apply(write(tmp_path, "providers:\n  - {name: bad, kind: openai, first_byte_timeout: 0, "
+                              "read_timeout: fast}\n"), monkeypatch)
+    message = str(info.value)
+    assert "providers[0].first_byte_timeout" in message and "providers[0].read_timeout: must be a number" in message
+    assert not ProviderAccount.objects.filter(name="bad").exists()

@@ -275,7 +275,7 @@ def test_wrong_methods_and_unknown_api_paths_get_openai_errors(openai_setup: dic
 
 
 def test_a_hung_upstream_times_out_as_504_and_the_next_deployment_answers(openai_setup: dict, fake_openai) -> None:
-    slow = make_provider("slow", base_url=fake_openai.base_url, read_timeout=0.3)
+    slow = make_provider("slow", base_url=fake_openai.base_url, first_byte_timeout=0.3)
     make_model("hangs", (slow, "gpt-4o-mini"))
     fake_openai.stall(1.5)
     response = post(openai_setup, {"model": "hangs", "messages": [{"role": "user", "content": "x"}]})
@@ -285,7 +285,7 @@ def test_a_hung_upstream_times_out_as_504_and_the_next_deployment_answers(openai
     second = FakeOpenAI(UPSTREAM_KEY)  # a healthy upstream behind the hung one
     second.start()
     try:
-        slow_primary = make_provider("slow-primary", base_url=fake_openai.base_url, read_timeout=0.3)
+        slow_primary = make_provider("slow-primary", base_url=fake_openai.base_url, first_byte_timeout=0.3)
         healthy = make_provider("healthy", base_url=second.base_url)
         make_model("hangs-then-works", (slow_primary, "gpt-4o-mini"), (healthy, "gpt-4o-mini"))
         fake_openai.stall(1.5)

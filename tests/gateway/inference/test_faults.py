@@ -60,7 +60,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 @pytest.fixture
 def pair(live_gateway, fake_openai: FakeOpenAI, broken: FakeOpenAI, clock: Clock) -> Iterator[dict]:
     """gpt-4o-mini served first by the account `flaky` (the `broken` fake), then by `steady`."""
-    flaky = make_provider("flaky", base_url=broken.base_url, read_timeout=0.5)
+    flaky = make_provider("flaky", base_url=broken.base_url, read_timeout=0.5, first_byte_timeout=0.5)
     steady = make_provider("steady", base_url=fake_openai.base_url)
     make_model("gpt-4o-mini", (flaky, "gpt-4o-mini"), (steady, "gpt-4o-mini"))
     with override_settings(GATEWAY=COOLDOWN):
@@ -146,8 +146,9 @@ def test_a_stream_moves_to_the_next_deployment_before_its_first_byte(pair: dict,
 
 
 def test_a_stream_broken_after_its_headers_ends_in_an_error_and_counts_towards_the_cooldown(pair: dict) -> None:
-    """Its headers have reached the client: it cannot move elsewhere, but its deployment is cooled."""
-    BREAKAGES["wrong content type"](pair["broken"])
+    """Its first events have reached the client: it cannot move elsewhere, but its deployment is cooled."""
+    for _ in range(2):
+        pair["broken"].fault_next("drop_after", after=2)
     for _ in range(2):
         with pytest.raises(openai.APIError):
             ask(pair, stream=True)

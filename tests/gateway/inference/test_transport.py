@@ -160,7 +160,7 @@ def test_the_aiohttp_transport_maps_a_refused_connection_to_upstream_unavailable
     async def main() -> UpstreamUnavailable:
         async with AiohttpTransport() as upstream:
             with pytest.raises(UpstreamUnavailable) as info:
-                await upstream.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/v1/models", {}), Timeouts(2, 2))
+                await upstream.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/v1/models", {}), Timeouts(2, 2, 2))
         return info.value
 
     error = asyncio.run(main())
@@ -185,7 +185,7 @@ def test_a_pooled_connection_found_closed_is_replaced_once_not_reported_as_unrea
 
         transport._session.request = request  # type: ignore[method-assign]
         try:
-            response = await transport.send(UpstreamRequest("POST", "http://127.0.0.1:9/x", {}), Timeouts(1, 1))
+            response = await transport.send(UpstreamRequest("POST", "http://127.0.0.1:9/x", {}), Timeouts(1, 1, 1))
             assert response.status == 200
             return tries
         finally:
