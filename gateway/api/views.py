@@ -15,11 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway.access.authentication import TokenInfo, is_ops_token
+from gateway.conf import gateway_settings
 from gateway.errors import invalid_request, method_not_allowed, model_not_found, render
 from gateway.inference import validation
 from gateway.routing import registry as routing
 from gateway.routing.registry import Entry
-from gateway.usage import log_writer, tokenizer
+from gateway.usage import tokenizer
 from gateway.usage.log_writer import writer
 from providers.registry import kind_choices
 
@@ -150,7 +151,7 @@ def log_writer_state() -> dict[str, Any]:
     return {
         "queued": pending() if callable(pending) else 0,
         "dropped": getattr(writer, "dropped", 0),
-        "max_queued": getattr(log_writer, "MAX_QUEUED", None),
+        "max_queued": gateway_settings.LOG_MAX_QUEUED_ROWS,
     }
 
 

@@ -87,6 +87,8 @@ class Response:
         self.extra_headers: dict[str, str] = {}  # CORS and HSTS, on whatever is sent
         self.headers: dict[str, str] = {}  # sent with whatever response this request gets (e.g. rate limits)
         self.disconnected = False
+        self.streaming = False  # a stream has started
+        self.finished = False  # the response's last bytes have been sent
         self._watcher: asyncio.Task | None = None
         self._on_disconnect: list[Callable[[], None]] = []
 
@@ -109,13 +111,14 @@ class Response:
         start_headers.append((b"content-length", str(len(body)).encode()))
         await self._send({"type": "http.response.start", "status": status, "headers": start_headers})
         await self._send({"type": "http.response.body", "body": body})
+        self.finished = True
 
     async def error(self, exc: BaseException) -> None:
         status, headers, payload = render(exc)
         await self.json(status, orjson.dumps(payload), headers)
 
     async def start_stream(self) -> None:
-        self.started = True
+        self.started = self.streaming = True
         if self._receive is not None:  # a stream is long: notice when its client leaves
             self._watcher = asyncio.ensure_future(self._watch_disconnect())
         await self._send({"type": "http.response.start", "status": 200, "headers": self._headers(
@@ -144,6 +147,7 @@ class Response:
 
     async def end(self) -> None:
         await self._send({"type": "http.response.body", "body": b""})
+        self.finished = True
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

@@ -13,6 +13,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from gateway.conf import gateway_settings
 from gateway.config.file import DEFAULTS, apply, load, registry_is_empty
 
+# After the grace period, the time a worker has to end what still runs and write its log rows (to the
+# database, else to the spool file) before gunicorn's master kills it.
+SHUTDOWN_WRITE_SECONDS = 15
+
 
 def gunicorn_argv(bind: str, workers: int) -> list[str]:
     """The gunicorn command line; each setting is the one measured in bench/ (see README)."""
@@ -24,7 +28,7 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
         "--bind", bind,
         "--backlog", str(config.BACKLOG),
         "--keep-alive", str(config.KEEPALIVE_SECONDS),
-        "--graceful-timeout", str(config.GRACEFUL_TIMEOUT),
+        "--graceful-timeout", str(config.GRACEFUL_TIMEOUT + SHUTDOWN_WRITE_SECONDS),  # (the workers cut at GRACEFUL_TIMEOUT)
         "--timeout", "0",  # async workers heartbeat on their own; long streams are normal
         *(["--access-logfile", "-"] if settings.DEBUG else []),
         "--log-level", "warning",
