@@ -17,6 +17,19 @@ from gateway import invalidation
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, Team
 from gateway.usage.log_writer import writer
 
+
+def forget_caches() -> None:
+    """Each test has a new database: no copy of the last one's tokens and registry may serve it, not
+    even as the stale copy kept for an outage."""
+    from gateway import db
+    from gateway.access import authentication
+    from gateway.routing import registry
+
+    invalidation.clear_local()
+    authentication.forget()
+    registry._holder.forget()
+    db.reset_failures()
+
 if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI
     from tests.fakes.server import FakeServer
@@ -66,9 +79,9 @@ def _no_stray_database_sessions(django_db_setup: None, django_db_blocker) -> Ite
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    invalidation.clear_local()
+    forget_caches()
     yield
-    invalidation.clear_local()
+    forget_caches()
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -161,6 +162,16 @@ def _accounts() -> list[Any]:
     return list(ProviderAccount.objects.order_by("name"))
 
 
+async def _bounded(function: Any, failed: Any) -> Any:
+    """``function()`` in a thread of its own for at most GATEWAY_DB_TIMEOUT_SECONDS (a database that
+    hangs must not hang the health check); ``failed`` if it takes longer."""
+    try:
+        return await asyncio.wait_for(sync_to_async(function, thread_sensitive=False)(),
+                                      gateway_settings.DB_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return failed
+
+
 def _database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
@@ -193,8 +204,10 @@ async def health(request: HttpRequest) -> JsonResponse:
     if request.method not in ("GET", "HEAD"):
         status, headers, payload = render(method_not_allowed(str(request.method), "GET, HEAD"))
         return JsonResponse(payload, status=status, headers=headers)
-    database_ok = await sync_to_async(_database_ok)()
-    accounts = await sync_to_async(_accounts)() if database_ok else []
+    database_ok = await _bounded(_database_ok, False)
+    accounts = await _bounded(_accounts, None) if database_ok else []
+    database_ok = database_ok and accounts is not None
+    accounts = accounts or []
     body: dict[str, Any] = {
         "status": "ok" if database_ok else "degraded",
         "time": timezone.now().isoformat(),

@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
-from asgiref.sync import sync_to_async
-
-from gateway import invalidation, redaction
+from gateway import db, invalidation, redaction
 from gateway.conf import gateway_settings
 from gateway.db import borrowed_connection
-from gateway.errors import invalid_request, model_not_allowed, model_not_found
+from gateway.errors import database_unavailable, invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
 from gateway.usage import prices
 from providers.base import Account, Usage
@@ -164,18 +162,30 @@ def load_registry() -> Registry:
 class _Holder:
     registry: Registry | None = None
     loaded_at: float = 0.0
+    changed: bool = False  # an admin change since it was read: read again (kept while the database is away)
     loading: asyncio.Future | None = None
 
     def clear(self) -> None:
+        self.changed = True
+
+    def forget(self) -> None:
+        """Drop it, stale copy too (tests: a new database)."""
         self.registry = None
 
     def fresh(self) -> Registry | None:
-        if self.registry is not None and time.monotonic() - self.loaded_at < gateway_settings.CACHE_SECONDS:
+        if self.registry is not None and not self.changed and \
+                time.monotonic() - self.loaded_at < gateway_settings.CACHE_SECONDS:
             return self.registry
         return None
 
+    def stale(self, exc: db.DatabaseUnavailable) -> Registry:
+        """The database is away: the registry as last read, within STALE_CACHE_SECONDS; else a 503."""
+        if self.registry is None or time.monotonic() - self.loaded_at >= gateway_settings.STALE_CACHE_SECONDS:
+            raise database_unavailable("this worker has no recent copy of the model registry") from exc
+        return self.registry
+
     def store(self, registry: Registry) -> Registry:
-        self.registry, self.loaded_at = registry, time.monotonic()
+        self.registry, self.loaded_at, self.changed = registry, time.monotonic(), False
         return registry
 
 
@@ -184,20 +194,29 @@ invalidation.register(_holder.clear)
 
 
 async def current() -> Registry:
-    """This worker's registry; reloaded (once, however many requests wait) when stale."""
+    """This worker's registry; reloaded (once, however many requests wait) when stale. While the
+    database is unavailable, the last one read (for up to STALE_CACHE_SECONDS)."""
     registry = _holder.fresh()
     if registry is not None:
         return registry
     loop = asyncio.get_running_loop()
     pending = _holder.loading
     if pending is None or pending.get_loop() is not loop:
-        pending = _holder.loading = loop.create_task(sync_to_async(load_registry)())
+        pending = _holder.loading = loop.create_task(db.query(load_registry))
     try:
         return _holder.store(await asyncio.shield(pending))
+    except db.DatabaseUnavailable as exc:
+        return _holder.stale(exc)
     finally:
         if _holder.loading is pending and pending.done():
             _holder.loading = None
 
 
 def current_sync() -> Registry:
-    return _holder.fresh() or _holder.store(load_registry())
+    registry = _holder.fresh()
+    if registry is not None:
+        return registry
+    try:
+        return _holder.store(db.query_sync(load_registry))
+    except db.DatabaseUnavailable as exc:
+        return _holder.stale(exc)
