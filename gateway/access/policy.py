@@ -82,7 +82,10 @@ class TokenLimits:
         try:
             outcome = await store.take(found, holder, now)
         except Exception as exc:
-            logger.exception("limit store failed")
+            if stores.unreachable(exc):  # (GATEWAY_REDIS_FAILURE=closed, or the database store's database away)
+                logger.warning("limit store unavailable (%s: %s): 503", type(exc).__name__, exc)
+            else:
+                logger.exception("limit store failed")
             raise _unavailable() from exc
         headers = limits.rate_headers(found, outcome, now)
         if not outcome.ok:
