@@ -1,9 +1,12 @@
 """The model registry as each worker holds it, and how a requested model finds its deployments.
 
 An exact registry name wins; otherwise the most specific matching pattern (``gpt-4o*`` before
-``gpt-*``). A request's ``provider`` field (a provider kind or account name) keeps only the
-deployments of that provider, looking through every matching entry. Deployments are tried by
-priority (lowest first); within one priority the order is drawn at random by weight.
+``gpt-*``). A request's ``provider`` field (a provider account's name, or a provider kind such as
+``openai``: every active account of it) keeps only the deployments of that provider, looking through
+every matching entry; when no entry has one, the requested model name goes as it is to that provider's
+active accounts (the seed's explicit provider), priced by the entry if one matched, else by the price
+list. Deployments are tried by priority (lowest first); within one priority the order is drawn at
+random by weight.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class Entry:
 @dataclass
 class Registry:
     entries: list[Entry]
+    accounts: list[Account] = field(default_factory=list)  # the active ones: what ``provider`` may name
     exact: dict[str, Entry] = field(init=False)
     patterns: list[Entry] = field(init=False)
     default: Entry | None = field(init=False)
@@ -93,14 +97,32 @@ class Registry:
         return found + [e for e in self.patterns if patterns.matches(e.name, model)]
 
     def resolve(self, model: str, provider: str | None = None) -> tuple[Entry, list[Route]] | None:
-        """The entry for ``model`` and its deployments in the order to try; None if nothing serves it."""
-        for entry in self.candidates(model):
+        """The entry for ``model`` and its deployments in the order to try; None if nothing serves it.
+        With ``provider``, the deployments of that provider; else, if it names active accounts, the
+        requested name as it is on each (``direct``)."""
+        candidates = self.candidates(model)
+        for entry in candidates:
             routes = [r for r in entry.routes if provider is None or provider in (r.account.kind, r.account.name)]
             if routes:
                 return entry, order_routes(routes)
             if provider is None:
                 return entry, []
-        return None
+        if provider is None:
+            return None
+        return self.direct(model, provider, candidates[0] if candidates else None)
+
+    def direct(self, model: str, provider: str, entry: Entry | None) -> tuple[Entry, list[Route]] | None:
+        """``model`` sent as it is to the active accounts ``provider`` names (the account of that name,
+        else every account of that kind, in name order); None if it names none. Without a matching
+        entry, one of the model's own name with no settings: prices from the price list."""
+        accounts = [a for a in self.accounts if a.name == provider] or \
+            sorted((a for a in self.accounts if a.kind == provider), key=lambda a: a.name)
+        if not accounts:
+            return None
+        routes = [Route(account, "", 1, 0) for account in accounts]
+        if entry is None:
+            entry = Entry(0, model, None, None, None, None, False, 0, ())
+        return entry, routes
 
     def listed(self) -> list[Entry]:
         """Exact names, the ones a model list can show."""
@@ -116,8 +138,9 @@ def choose(registry: Registry, model: str | None, provider: str | None, token: M
         model = registry.default.name
     resolved = registry.resolve(model, provider)
     if resolved is None:
-        if provider is not None and registry.candidates(model):
-            raise invalid_request(f"No deployment of provider '{provider}' serves the model `{model}`.", "provider")
+        if provider is not None:
+            raise invalid_request(f"No active provider account is named '{provider}' or is of that kind.",
+                                  "provider", "unknown_provider")
         raise model_not_found(model)
     entry, routes = resolved
     if not token.allows(model, entry.name):
@@ -138,7 +161,8 @@ def load_registry() -> Registry:
     from gateway.models import Deployment, ModelEntry, ProviderAccount
 
     with borrowed_connection():
-        accounts = {p.id: p.as_account() for p in ProviderAccount.objects.all()}
+        rows = list(ProviderAccount.objects.all())
+        accounts = {p.id: p.as_account() for p in rows}
         deployments = list(Deployment.objects.filter(active=True, provider__active=True, model__active=True))
         models = list(ModelEntry.objects.filter(active=True))
     routes: dict[int, list[Route]] = {}
@@ -156,7 +180,7 @@ def load_registry() -> Registry:
     ]
     prices.price_list()  # read here, off the event loop, rather than by the first request's log row
     redaction.install(account.api_key for account in accounts.values())
-    return Registry(entries)
+    return Registry(entries, [accounts[p.id] for p in rows if p.active])
 
 
 class _Holder:
