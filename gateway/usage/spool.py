@@ -56,7 +56,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 def save(rows: Iterable[dict[str, Any]]) -> int:
     """Append rows to the spool file (created 0600: rows may hold prompts); returns how many."""
-    lines = [orjson.dumps(row, default=_encode) + b"\n" for row in rows]
+    lines = [orjson.dumps(row, default=_encode, option=orjson.OPT_PASSTHROUGH_DATETIME) + b"\n" for row in rows]
     if not lines:
         return 0
     target = path()
