@@ -145,8 +145,8 @@ class TokenLimits:
         found = limits.counters(held, Need(0, slot=False), now, 0.0, kinds=(RPM, TPM))
         try:
             values = await stores.current().peek(found, now)
-        except Exception:
-            logger.warning("limit store failed", exc_info=True)
+        except Exception as exc:
+            logger.warning("limit store failed", exc_info=not stores.unreachable(exc))
             return {}
         return limits.rate_headers(found, Outcome(True, values), now)
 

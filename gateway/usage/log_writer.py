@@ -27,7 +27,16 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from gateway.conf import gateway_settings
@@ -196,6 +205,10 @@ class RequestLogWriter:
                 try:
                     self.close_auth_window()
                     self.flush()  # (the thread keeps its connection, pooled or not: reconnecting costs a round trip)
+                except (OperationalError, InterfaceError) as exc:  # the database away: no traceback each retry
+                    logger.warning("request log: the database is unavailable (%s: %s); %d rows kept in memory "
+                                   "for retry", type(exc).__name__, str(exc).strip()[:300], len(self._queue))
+                    time.sleep(min(interval * 5, 10))
                 except Exception:
                     logger.exception("request log write failed; %d rows kept for retry", len(self._queue))
                     time.sleep(min(interval * 5, 10))
