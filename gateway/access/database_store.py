@@ -14,6 +14,7 @@ PostgreSQL): the ORM's query building cost ~3 ms of CPU per check-and-take, thes
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
 
 from gateway.access.limits import BUDGET, Adjustments, Counter, Outcome, Store, units
+from gateway.conf import gateway_settings
 
 CLEAN_EVERY = 60.0
 
@@ -58,7 +60,11 @@ class DatabaseStore(Store):
         self._cleaned = 0.0
 
     async def take(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
-        return await sync_to_async(self.take_sync)(counters, holder, now)
+        # Bounded (TimeoutError: the policy's 503 limits_unavailable): a database that hangs must not
+        # hold the request. The steps queue in sync_to_async's one thread, so the bound leaves room for
+        # a queue under load: the pool's wait plus the request path's database timeout.
+        return await asyncio.wait_for(sync_to_async(self.take_sync)(counters, holder, now),
+                                      gateway_settings.DB_POOL_TIMEOUT + gateway_settings.DB_TIMEOUT_SECONDS)
 
     def take_sync(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
         _fresh_connection()
