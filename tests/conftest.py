@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +17,14 @@ import uvicorn
 
 from gateway import invalidation
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, Team
+from gateway.usage import spool
 from gateway.usage.log_writer import writer
+
+# Rows a test process (or a server it starts) could not write at shutdown go to a spool file of the
+# test run's own, never to the checkout's, where the next run's gateway would replay them.
+_SPOOL = Path(tempfile.mkdtemp(prefix="gateway-test-spool-")) / "request-log-spool.jsonl"
+os.environ["GATEWAY_LOG_SPOOL_PATH"] = str(_SPOOL)  # (the servers tests start inherit it)
+spool.default_path = lambda: _SPOOL  # (this process read its settings already)
 
 
 def forget_caches() -> None:

@@ -31,9 +31,13 @@ logger = logging.getLogger(__name__)
 _DATETIME, _DECIMAL = "$dt:", "$dec:"
 
 
+def default_path() -> Path:
+    return Path(settings.BASE_DIR) / "request-log-spool.jsonl"
+
+
 def path() -> Path:
     configured = gateway_settings.LOG_SPOOL_PATH
-    return Path(configured) if configured else Path(settings.BASE_DIR) / "request-log-spool.jsonl"
+    return Path(configured) if configured else default_path()
 
 
 def _encode(value: Any) -> Any:
