@@ -163,11 +163,12 @@ def _accounts() -> list[Any]:
 
 
 async def _bounded(function: Any, failed: Any) -> Any:
-    """``function()`` in a thread of its own for at most GATEWAY_DB_TIMEOUT_SECONDS (a database that
-    hangs must not hang the health check); ``failed`` if it takes longer."""
+    """``function()`` in a thread of its own, ``failed`` if it takes longer than a pooled connection's
+    wait (GATEWAY_DB_POOL_TIMEOUT: a busy pool is not an outage) plus GATEWAY_DB_TIMEOUT_SECONDS: a
+    database that hangs must not hang the health check."""
     try:
         return await asyncio.wait_for(sync_to_async(function, thread_sensitive=False)(),
-                                      gateway_settings.DB_TIMEOUT_SECONDS)
+                                      gateway_settings.DB_POOL_TIMEOUT + gateway_settings.DB_TIMEOUT_SECONDS)
     except TimeoutError:
         return failed
 

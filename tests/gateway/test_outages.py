@@ -89,7 +89,7 @@ def postgres_proxy() -> Iterator[TcpProxy]:
 
 
 def _base_env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "GATEWAY_CACHE_SECONDS": "0.5", "GATEWAY_DB_TIMEOUT_SECONDS": "1",
+    env = {**os.environ, "GATEWAY_CACHE_SECONDS": "0.5", "GATEWAY_DB_TIMEOUT_SECONDS": "1", "GATEWAY_DB_POOL_TIMEOUT": "2",
            "GATEWAY_LOG_FLUSH_SECONDS": "0.1", "GATEWAY_GRACEFUL_TIMEOUT": "2",
            "GATEWAY_LOG_SPOOL_PATH": str(tmp_path / "spool.jsonl")}
     for name in ("DJANGO_DEBUG", "GATEWAY_LIMITS_STORE", "REDIS_URL"):
