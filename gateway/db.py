@@ -76,8 +76,13 @@ async def query(function: Callable[..., T], *args: Any) -> T:
     """
     if _recently_failed():
         raise DatabaseUnavailable("the database failed a moment ago")
+
+    def borrowing() -> T:
+        with borrowed_connection():  # every query of it, back to the pool when it is done
+            return function(*args)
+
     try:
-        return await asyncio.wait_for(sync_to_async(function, thread_sensitive=False)(*args),
+        return await asyncio.wait_for(sync_to_async(borrowing, thread_sensitive=False)(),
                                       gateway_settings.DB_TIMEOUT_SECONDS)
     except (TimeoutError, DatabaseError) as exc:
         raise _failed(exc) from exc

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from gateway.access.authentication import TokenInfo, is_ops_token
 from gateway.conf import gateway_settings
+from gateway.db import borrowed_connection
 from gateway.errors import invalid_request, method_not_allowed, model_not_found, render
 from gateway.inference import validation
 from gateway.routing import registry as routing
@@ -166,8 +167,12 @@ async def _bounded(function: Any, failed: Any) -> Any:
     """``function()`` in a thread of its own, ``failed`` if it takes longer than a pooled connection's
     wait (GATEWAY_DB_POOL_TIMEOUT: a busy pool is not an outage) plus GATEWAY_DB_TIMEOUT_SECONDS: a
     database that hangs must not hang the health check."""
+    def borrowing() -> Any:
+        with borrowed_connection():  # (a thread no request ends: its connection goes back to the pool here)
+            return function()
+
     try:
-        return await asyncio.wait_for(sync_to_async(function, thread_sensitive=False)(),
+        return await asyncio.wait_for(sync_to_async(borrowing, thread_sensitive=False)(),
                                       gateway_settings.DB_POOL_TIMEOUT + gateway_settings.DB_TIMEOUT_SECONDS)
     except TimeoutError:
         return failed
