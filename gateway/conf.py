@@ -135,6 +135,26 @@ DEFAULTS: dict[str, Any] = {
     # No new attempt (another deployment or a fallback model) starts once this many seconds have passed
     # since the request's first one; the last error is answered.
     "FALLBACK_DEADLINE_SECONDS": 120.0,
+    # While the database is unreachable or hangs, tokens and the model registry a worker has already
+    # read keep being served from its in-process copy for up to this long after it was last read
+    # (seconds; 0: never). Unknown tokens get a 503 meanwhile.
+    "STALE_CACHE_SECONDS": 300.0,
+    # Longest a request waits for the database on its path (token and registry lookups, the database
+    # limit store), in seconds; then the stale copy is served, or a 503. Also libpq's connect_timeout.
+    "DB_TIMEOUT_SECONDS": 3.0,
+    # PostgreSQL's statement_timeout for every connection of the gateway (seconds; 0: none; read once,
+    # into DATABASES), so that a locked table or a stuck query cannot hold a worker thread for ever.
+    "DB_STATEMENT_TIMEOUT_SECONDS": 30.0,
+    # Request-log rows each process keeps in memory while the database cannot take them; past this the
+    # oldest are dropped, loudly (an error line every 1000, and /health's "dropped" count).
+    "LOG_MAX_QUEUED_ROWS": 200_000,
+    # Where rows still unwritten at shutdown go (JSON lines); the next start writes them to the database.
+    # Empty: request-log-spool.jsonl beside manage.py (where the local .secret_key is).
+    "LOG_SPOOL_PATH": "",
+    # When Redis (the limit counters' store) is unreachable: "open" serves requests, each process
+    # counting the limits on its own meanwhile (a per-process fallback: limits hold per worker, not
+    # across them); "closed" refuses requests that have limits with a 503.
+    "REDIS_FAILURE": "open",
 }
 
 

@@ -219,3 +219,15 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return _json(server_failed())
     return defaults.server_error(request)
+
+
+def shutting_down() -> GatewayError:
+    """A request still running when a worker's grace period ended (graceful shutdown)."""
+    return GatewayError(503, "The gateway is restarting and could not finish this request in time; retry it.",
+                        "server_error", "server_shutting_down", retry_after="1")
+
+
+def database_unavailable(what: str) -> GatewayError:
+    """The database is away and this worker does not know the answer (an unknown token, no registry)."""
+    return GatewayError(503, f"The gateway's database is unavailable and {what}; retry shortly.",
+                        "server_error", "database_unavailable", retry_after="5")

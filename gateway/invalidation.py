@@ -55,6 +55,7 @@ async def watch(interval: float = 1.0) -> None:
     client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
     unread = object()
     seen: object = unread
+    failing = False
     try:
         while True:
             try:
@@ -62,8 +63,14 @@ async def watch(interval: float = 1.0) -> None:
                 if seen is not unread and version != seen and not _only_own_change(seen, version):
                     clear_local()
                 seen = version
-            except Exception:
-                logger.warning("could not read the configuration version from Redis", exc_info=True)
+                if failing:
+                    logger.warning("the configuration version is read from Redis again")
+                failing = False
+            except Exception as exc:  # said once per outage, not every second (the TTLs still bound staleness)
+                if not failing:
+                    logger.warning("could not read the configuration version from Redis (%s: %s); retrying every "
+                                   "%g s", type(exc).__name__, exc, interval)
+                failing = True
             await asyncio.sleep(interval)
     finally:
         await client.aclose()

@@ -117,14 +117,20 @@ def _secret_key(mode: str) -> str:
 
 
 def database_from_url(url: str, pool_size: int = GATEWAY_DEFAULTS["DB_POOL_SIZE"],
-                      pool_timeout: float = GATEWAY_DEFAULTS["DB_POOL_TIMEOUT"]) -> dict:
+                      pool_timeout: float = GATEWAY_DEFAULTS["DB_POOL_TIMEOUT"],
+                      connect_timeout: float = GATEWAY_DEFAULTS["DB_TIMEOUT_SECONDS"],
+                      statement_timeout: float = GATEWAY_DEFAULTS["DB_STATEMENT_TIMEOUT_SECONDS"]) -> dict:
     """Turn DATABASE_URL into a Django DATABASES entry (sqlite:/// and postgres:// only).
 
     Postgres connections come from one pool per process (Django's psycopg pool) of at most
     ``pool_size``, whatever the traffic: Django's ASGI handler runs each request in a thread of its
     own, so kept-open per-thread connections (CONN_MAX_AGE > 0) grew with the number of requests,
     and closing them per request still opened one per concurrent request. ``pool_size`` 0: no
-    pool, a connection per request (e.g. behind PgBouncer)."""
+    pool, a connection per request (e.g. behind PgBouncer).
+
+    A database that is down or hangs must not hold a thread for ever: libpq gives up connecting after
+    ``connect_timeout`` seconds and the server ends any statement after ``statement_timeout`` (unless
+    the URL's query sets them)."""
     parsed = urlparse(url)
     options = dict(parse_qsl(parsed.query))
     if parsed.scheme == "sqlite":
@@ -146,6 +152,9 @@ def database_from_url(url: str, pool_size: int = GATEWAY_DEFAULTS["DB_POOL_SIZE"
             "TEST": {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")},
         }
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
+        options.setdefault("connect_timeout", str(max(1, round(connect_timeout))))  # (libpq: whole seconds)
+        if statement_timeout > 0 and "statement_timeout" not in options.get("options", ""):
+            options["options"] = (options.get("options", "") + f" -c statement_timeout={int(statement_timeout * 1000)}").strip()
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),
@@ -251,6 +260,8 @@ DATABASES = {"default": database_from_url(
     ENV.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
     pool_size=_int("GATEWAY_DB_POOL_SIZE", GATEWAY_DEFAULTS["DB_POOL_SIZE"]),
     pool_timeout=_float("GATEWAY_DB_POOL_TIMEOUT", GATEWAY_DEFAULTS["DB_POOL_TIMEOUT"]),
+    connect_timeout=_float("GATEWAY_DB_TIMEOUT_SECONDS", GATEWAY_DEFAULTS["DB_TIMEOUT_SECONDS"]),
+    statement_timeout=_float("GATEWAY_DB_STATEMENT_TIMEOUT_SECONDS", GATEWAY_DEFAULTS["DB_STATEMENT_TIMEOUT_SECONDS"]),
 )}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -407,6 +418,12 @@ _GATEWAY_ENV = {
     "COOLDOWN_SYNC_SECONDS": ("GATEWAY_COOLDOWN_SYNC_SECONDS", _float),
     "MAX_ATTEMPTS": ("GATEWAY_MAX_ATTEMPTS", _int),
     "FALLBACK_DEADLINE_SECONDS": ("GATEWAY_FALLBACK_DEADLINE_SECONDS", _float),
+    "STALE_CACHE_SECONDS": ("GATEWAY_STALE_CACHE_SECONDS", _float),
+    "DB_TIMEOUT_SECONDS": ("GATEWAY_DB_TIMEOUT_SECONDS", _float),  # (also read into DATABASES above)
+    "DB_STATEMENT_TIMEOUT_SECONDS": ("GATEWAY_DB_STATEMENT_TIMEOUT_SECONDS", _float),  # (likewise)
+    "LOG_MAX_QUEUED_ROWS": ("GATEWAY_LOG_MAX_QUEUED_ROWS", _int),
+    "LOG_SPOOL_PATH": ("GATEWAY_LOG_SPOOL_PATH", _str),
+    "REDIS_FAILURE": ("GATEWAY_REDIS_FAILURE", _str),
 }
 GATEWAY = {name: parse(var, None) for name, (var, parse) in _GATEWAY_ENV.items() if ENV.get(var)}
 if GATEWAY.get("METRICS") and not (GATEWAY.get("METRICS_TOKEN") or GATEWAY.get("OPS_TOKEN")):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +18,27 @@ import uvicorn
 from gateway import invalidation
 from gateway.models import ApiToken, Deployment, ModelEntry, ProviderAccount, Team
 from gateway.routing.cooldowns import cooldowns
+from gateway.usage import spool
 from gateway.usage.log_writer import writer
+
+# Rows a test process (or a server it starts) could not write at shutdown go to a spool file of the
+# test run's own, never to the checkout's, where the next run's gateway would replay them.
+_SPOOL = Path(tempfile.mkdtemp(prefix="gateway-test-spool-")) / "request-log-spool.jsonl"
+os.environ["GATEWAY_LOG_SPOOL_PATH"] = str(_SPOOL)  # (the servers tests start inherit it)
+spool.default_path = lambda: _SPOOL  # (this process read its settings already)
+
+
+def forget_caches() -> None:
+    """Each test has a new database: no copy of the last one's tokens and registry may serve it, not
+    even as the stale copy kept for an outage."""
+    from gateway import db
+    from gateway.access import authentication
+    from gateway.routing import registry
+
+    invalidation.clear_local()
+    authentication.forget()
+    registry._holder.forget()
+    db.reset_failures()
 
 if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI
@@ -70,10 +92,10 @@ def _no_stray_database_sessions(django_db_setup: None, django_db_blocker) -> Ite
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     """Each test starts with empty caches and no deployment in cooldown (nor failures counted)."""
-    invalidation.clear_local()
+    forget_caches()
     cooldowns.clear()
     yield
-    invalidation.clear_local()
+    forget_caches()
     cooldowns.clear()
 
 

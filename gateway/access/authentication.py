@@ -3,7 +3,9 @@
 A token arrives as ``Authorization: Bearer <token>``, ``X-AUTH-TOKEN: <token>``, ``X-API-Key: <token>``
 (Anthropic's SDKs) or (unless
 switched off) ``?auth_token=<token>``. It is looked up by its SHA-256 digest; the answer is
-kept in-process for ``GATEWAY_CACHE_SECONDS`` so the hot path makes no query per request.
+kept in-process for ``GATEWAY_CACHE_SECONDS`` so the hot path makes no query per request. While
+the database is unavailable, a token read from it within ``GATEWAY_STALE_CACHE_SECONDS`` is still
+served as it was then; any other token gets a 503 (``database_unavailable``).
 ``GatewayTokenAuthentication`` is the DRF face of the same lookup.
 
 With ``GATEWAY_ANONYMOUS`` on, a request that carries no token at all is the anonymous identity:
@@ -23,18 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from asgiref.sync import sync_to_async
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 if TYPE_CHECKING:
     from gateway.edge.http import Request as HotRequest
 
-from gateway import crypto, invalidation
+from gateway import crypto, db, invalidation
 from gateway.access.limits import Limits
 from gateway.conf import gateway_settings
 from gateway.db import borrowed_connection
-from gateway.errors import authentication_failed, not_authenticated
+from gateway.errors import authentication_failed, database_unavailable, not_authenticated
 from gateway.routing import patterns
 
 MAX_CACHED_TOKENS = 10_000
@@ -103,7 +104,23 @@ def is_ops_token(authorization: str | None) -> bool:
 # empties) only the second, so the real tokens' entries stay and their requests make no query.
 _cache: dict[str, tuple[TokenInfo | None, float]] = {}
 _unknown: dict[str, tuple[TokenInfo | None, float]] = {}
-invalidation.register(_cache.clear)
+# A change saved in the admin makes every entry read before it stale: read again, but kept as the
+# answer should the database be away meanwhile (it held the change: the next read will see it).
+_invalidated_at = float("-inf")
+
+
+def _mark_stale() -> None:
+    global _invalidated_at
+    _invalidated_at = time.monotonic()
+
+
+def forget() -> None:
+    """Drop every entry, stale copies too (tests: a new database)."""
+    _cache.clear()
+    _unknown.clear()
+
+
+invalidation.register(_mark_stale)
 invalidation.register(_unknown.clear)
 
 
@@ -129,9 +146,17 @@ def load_token(digest: str) -> TokenInfo | None:
 
 def _cached(digest: str) -> tuple[bool, TokenInfo | None]:
     hit = _cache.get(digest) or _unknown.get(digest)
-    if hit is not None and time.monotonic() - hit[1] < gateway_settings.CACHE_SECONDS:
+    if hit is not None and hit[1] > _invalidated_at and time.monotonic() - hit[1] < gateway_settings.CACHE_SECONDS:
         return True, hit[0]
     return False, None
+
+
+def _stale(digest: str, exc: db.DatabaseUnavailable) -> TokenInfo:
+    """The database is away: the token as last read, if that was within STALE_CACHE_SECONDS; else a 503."""
+    hit = _cache.get(digest)
+    if hit is None or time.monotonic() - hit[1] >= gateway_settings.STALE_CACHE_SECONDS:
+        raise database_unavailable("this API token is not one it has seen recently") from exc
+    return check(hit[0])
 
 
 def _remember(digest: str, info: TokenInfo | None) -> TokenInfo | None:
@@ -171,7 +196,7 @@ async def _load_once(digest: str) -> TokenInfo | None:
     key = (asyncio.get_running_loop(), digest)
     pending = _loading.get(key)
     if pending is None:
-        pending = _loading[key] = asyncio.ensure_future(sync_to_async(load_token)(digest))
+        pending = _loading[key] = asyncio.ensure_future(db.query(load_token, digest))
         pending.add_done_callback(lambda _: _loading.pop(key, None))
     return await asyncio.shield(pending)
 
@@ -180,14 +205,24 @@ async def authenticate(raw: str | None) -> TokenInfo:
     """The hot path's lookup: from the in-process cache, or one shared query in a worker thread."""
     digest = _digest(raw)
     found, info = _cached(digest)
-    return check(info if found else _remember(digest, await _load_once(digest)))
+    if found:
+        return check(info)
+    try:
+        return check(_remember(digest, await _load_once(digest)))
+    except db.DatabaseUnavailable as exc:
+        return _stale(digest, exc)
 
 
 def authenticate_sync(raw: str | None) -> TokenInfo:
     """The same lookup for Django/DRF views (already in a worker thread): the query runs inline."""
     digest = _digest(raw)
     found, info = _cached(digest)
-    return check(info if found else _remember(digest, load_token(digest)))
+    if found:
+        return check(info)
+    try:
+        return check(_remember(digest, db.query_sync(load_token, digest)))
+    except db.DatabaseUnavailable as exc:
+        return _stale(digest, exc)
 
 
 async def anonymous() -> TokenInfo:

@@ -14,20 +14,23 @@ PostgreSQL): the ORM's query building cost ~3 ms of CPU per check-and-take, thes
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
 
 from gateway.access.limits import BUDGET, Adjustments, Counter, Outcome, Store, units
+from gateway.conf import gateway_settings
 
 CLEAN_EVERY = 60.0
+T = TypeVar("T")
 
 
 def logged_spend(counter: Counter) -> int:
@@ -58,7 +61,11 @@ class DatabaseStore(Store):
         self._cleaned = 0.0
 
     async def take(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
-        return await sync_to_async(self.take_sync)(counters, holder, now)
+        # Bounded (TimeoutError: the policy's 503 limits_unavailable): a database that hangs must not
+        # hold the request. The steps queue in sync_to_async's one thread, so the bound leaves room for
+        # a queue under load: the pool's wait plus the request path's database timeout.
+        return await asyncio.wait_for(sync_to_async(_released(self.take_sync))(counters, holder, now),
+                                      gateway_settings.DB_POOL_TIMEOUT + gateway_settings.DB_TIMEOUT_SECONDS)
 
     def take_sync(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
         _fresh_connection()
@@ -110,7 +117,7 @@ class DatabaseStore(Store):
             cursor.execute(f"DELETE FROM {slots} WHERE expires < %s", [now])
 
     async def settle_many(self, batch: Sequence[tuple[Adjustments, str]]) -> None:
-        await sync_to_async(self.settle_many_sync)(batch)
+        await sync_to_async(_released(self.settle_many_sync))(batch)
 
     def settle_many_sync(self, batch: Sequence[tuple[Adjustments, str]]) -> None:
         deltas: dict[str, int] = {}
@@ -147,7 +154,7 @@ class DatabaseStore(Store):
                 cursor.execute(f"UPDATE {_tables()[1]} SET expires = %s WHERE holder IN ({_marks(holders)})",
                                [until, *holders])
 
-        await sync_to_async(renew)()
+        await sync_to_async(_released(renew))()
 
     async def peek(self, counters: Sequence[Counter], now: float) -> list[int]:
         def peek() -> list[int]:
@@ -158,7 +165,20 @@ class DatabaseStore(Store):
                 found = dict(cursor.fetchall())
             return [int(found.get(counter.key, 0)) for counter in counters]
 
-        return await sync_to_async(peek)()
+        return await sync_to_async(_released(peek))()
+
+
+def _released(step: Callable[..., T]) -> Callable[..., T]:
+    """``step``, then its connection handed back (to the pool on PostgreSQL): the event loop's steps run
+    in sync_to_async's one thread, which no request ends, so nothing else would give it back."""
+    def run(*args: Any) -> T:
+        try:
+            return step(*args)
+        finally:
+            if not connection.in_atomic_block:  # (tests run inside a transaction)
+                connection.close_if_unusable_or_obsolete()
+
+    return run
 
 
 _checked = threading.local()

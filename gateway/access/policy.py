@@ -95,7 +95,10 @@ class TokenLimits:
         try:
             outcome = await store.take(found, holder, now)
         except Exception as exc:
-            logger.exception("limit store failed")
+            if stores.unreachable(exc):  # (GATEWAY_REDIS_FAILURE=closed, or the database store's database away)
+                logger.warning("limit store unavailable (%s: %s): 503", type(exc).__name__, exc)
+            else:
+                logger.exception("limit store failed")
             raise _unavailable() from exc
         headers = limits.rate_headers(found, outcome, now)
         if not outcome.ok:
@@ -155,8 +158,8 @@ class TokenLimits:
         found = limits.counters(held, Need(0, slot=False), now, 0.0, kinds=(RPM, TPM))
         try:
             values = await stores.current().peek(found, now)
-        except Exception:
-            logger.warning("limit store failed", exc_info=True)
+        except Exception as exc:
+            logger.warning("limit store failed", exc_info=not stores.unreachable(exc))
             return {}
         return limits.rate_headers(found, Outcome(True, values), now)
 

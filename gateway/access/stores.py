@@ -5,18 +5,26 @@ With ``REDIS_URL`` the counters are in Redis (gateway/access/redis_store.py): on
 check-and-take, shared by every worker and instance. Without it they are in the database
 (gateway/access/database_store.py): exact across the workers of one machine (SQLite) or of every
 instance sharing a PostgreSQL, at the price of a write transaction per step.
+
+When Redis is unreachable (refused, dropped, or not answering within its timeout),
+``GATEWAY_REDIS_FAILURE`` decides: ``open`` (the default) counts in this process's memory meanwhile
+(gateway/access/memory_store.py: limits hold per worker, not across them) and tries Redis again
+every ``REDIS_RETRY_SECONDS``; ``closed`` answers requests that have limits with a 503
+``limits_unavailable``. Other Redis users (the provider cooldowns) follow the same setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-from gateway.access.limits import Adjustments, Store
+from gateway.access.limits import Adjustments, Counter, Outcome, Store
 from gateway.conf import gateway_settings
 
 logger = logging.getLogger(__name__)
@@ -76,6 +84,95 @@ settlements = Settlements()
 
 _stores: dict[tuple[str, str], Store] = {}
 
+REDIS_RETRY_SECONDS = 5.0
+
+
+def redis_failure_open() -> bool:
+    """``GATEWAY_REDIS_FAILURE``: True for ``open`` (serve, counting per process), False for ``closed`` (503)."""
+    mode = (gateway_settings.REDIS_FAILURE or "open").strip().lower()
+    if mode not in ("open", "closed"):
+        raise ImproperlyConfigured(f"GATEWAY_REDIS_FAILURE must be 'open' or 'closed', not {mode!r}")
+    return mode == "open"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Is this the store being away (refused, dropped, timed out), rather than a refusal of what was sent?"""
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError, OperationalError,
+                            InterfaceError))
+
+
+class RedisOrMemory(Store):
+    """The Redis store, and this process's memory while Redis is unreachable (``GATEWAY_REDIS_FAILURE=open``).
+
+    A reservation settles in the store that took it; the memory store's counts are not carried into
+    Redis when it returns (Redis's own counts resume from where they were)."""
+
+    def __init__(self, redis_store: Store) -> None:
+        from gateway.access.memory_store import MemoryStore
+
+        self.redis = redis_store
+        self.memory = MemoryStore()
+        self._down_until = 0.0
+        self._in_memory: set[str] = set()  # holders whose reservation the memory store took
+
+    def _use_memory(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        if not unreachable(exc) or not redis_failure_open():
+            raise exc
+        if not self._use_memory():
+            logger.error("Redis is unreachable (%s: %s): limits are counted per process until it answers again "
+                         "(GATEWAY_REDIS_FAILURE=open)", type(exc).__name__, exc)
+        self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+
+    async def take(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
+        if not self._use_memory():
+            try:
+                return await self.redis.take(counters, holder, now)
+            except Exception as exc:
+                self._failed(exc)
+        self._in_memory.add(holder)
+        return await self.memory.take(counters, holder, now)
+
+    def take_sync(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
+        if not self._use_memory():
+            try:
+                return self.redis.take_sync(counters, holder, now)
+            except Exception as exc:
+                self._failed(exc)
+        return self.memory.take_sync(counters, holder, now)
+
+    async def settle_many(self, batch: Sequence[tuple[Adjustments, str]]) -> None:
+        in_memory = [item for item in batch if item[1] in self._in_memory]
+        in_redis = [item for item in batch if item[1] not in self._in_memory]
+        for _, holder in in_memory:
+            self._in_memory.discard(holder)
+        if in_memory:
+            await self.memory.settle_many(in_memory)
+        if in_redis:
+            await self.redis.settle_many(in_redis)
+
+    async def renew(self, slots: Sequence[tuple[str, str]], until: float) -> None:
+        await self.memory.renew([slot for slot in slots if slot[1] in self._in_memory], until)
+        in_redis = [slot for slot in slots if slot[1] not in self._in_memory]
+        if in_redis:
+            await self.redis.renew(in_redis, until)
+
+    async def close(self) -> None:
+        await self.redis.close()  # type: ignore[attr-defined]
+
+    async def peek(self, counters: Sequence[Counter], now: float) -> list[int]:
+        if not self._use_memory():
+            try:
+                return await self.redis.peek(counters, now)
+            except Exception as exc:
+                self._failed(exc)
+        return await self.memory.peek(counters, now)
+
 
 def current() -> Store:
     """The configured store: ``GATEWAY_LIMITS_STORE`` (``redis`` / ``database``), else Redis when
@@ -87,7 +184,7 @@ def current() -> Store:
         if choice == "redis":
             from gateway.access.redis_store import RedisStore
 
-            store = RedisStore(settings.REDIS_URL)
+            store = RedisOrMemory(RedisStore(settings.REDIS_URL))
         elif choice == "database":
             from gateway.access.database_store import DatabaseStore
 

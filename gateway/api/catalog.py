@@ -85,11 +85,18 @@ class RouteCheck(APIView):
         model, entry, routes = routing.choose(registry, request.query_params.get("model", "").strip() or None,
                                               provider, token)
         candidates = registry.candidates(model)
-        rule = "exact" if entry.name == model else "pattern"
+        listed = bool(candidates) and entry in candidates  # (else the provider's own, with no settings)
+        rule = ("exact" if entry.name == model else "pattern") if listed else "provider"
         reason = (f"`{model}` is a registry name." if rule == "exact"
                   else f"`{model}` matches the pattern `{entry.name}`, the most specific of {len(candidates)} matching "
-                  f"entr{'y' if len(candidates) == 1 else 'ies'}.")
-        if provider:
+                  f"entr{'y' if len(candidates) == 1 else 'ies'}." if rule == "pattern"
+                  else f"No registry entry serves `{model}`.")
+        direct = provider is not None and not any(route in entry.routes for route in routes)
+        if direct:
+            reason += (f" No deployment of provider '{provider}' serves it: the name is sent as it is to the "
+                       f"provider's active account{'s' if len(routes) > 1 else ''}"
+                       f"{', priced by the price list' if not listed else ''}.")
+        elif provider:
             reason += f" Only deployments of provider '{provider}' are kept."
         if not routes:
             reason += " It has no active deployment: requests get 503."
@@ -97,7 +104,7 @@ class RouteCheck(APIView):
             "object": "route_check",
             "model": model,
             "provider": provider,
-            "matched": {"entry": entry.name, "rule": rule},
+            "matched": {"entry": entry.name if listed else None, "rule": rule},
             "candidates": [{"entry": e.name, "rule": "exact" if e.name == model else "pattern"} for e in candidates],
             "deployments": [
                 {"order": i + 1, "provider_account": r.account.name, "provider_kind": r.account.kind,

@@ -169,8 +169,9 @@ class ModelOptionListSerializer(serializers.Serializer):
 
 
 class RouteMatchSerializer(serializers.Serializer):
-    entry = serializers.CharField()
-    rule = choice("exact", "pattern")
+    entry = serializers.CharField(allow_null=True, help_text="null: no registry entry serves the name (rule "
+                                                             "`provider`: sent as it is to the named provider).")
+    rule = choice("exact", "pattern", "provider")
 
 
 class RouteDeploymentSerializer(serializers.Serializer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,12 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway.access.authentication import TokenInfo, is_ops_token
+from gateway.conf import gateway_settings
+from gateway.db import borrowed_connection
 from gateway.errors import invalid_request, method_not_allowed, model_not_found, render
 from gateway.inference import validation
 from gateway.routing import registry as routing
 from gateway.routing.cooldowns import cooldowns
 from gateway.routing.registry import Entry
-from gateway.usage import log_writer, tokenizer
+from gateway.usage import tokenizer
 from gateway.usage.log_writer import writer
 from providers.registry import kind_choices
 
@@ -154,7 +157,7 @@ def log_writer_state() -> dict[str, Any]:
     return {
         "queued": pending() if callable(pending) else 0,
         "dropped": getattr(writer, "dropped", 0),
-        "max_queued": getattr(log_writer, "MAX_QUEUED", None),
+        "max_queued": gateway_settings.LOG_MAX_QUEUED_ROWS,
     }
 
 
@@ -172,6 +175,21 @@ def _accounts() -> list[Any]:
     from gateway.models import ProviderAccount
 
     return list(ProviderAccount.objects.order_by("name"))
+
+
+async def _bounded(function: Any, failed: Any) -> Any:
+    """``function()`` in a thread of its own, ``failed`` if it takes longer than a pooled connection's
+    wait (GATEWAY_DB_POOL_TIMEOUT: a busy pool is not an outage) plus GATEWAY_DB_TIMEOUT_SECONDS: a
+    database that hangs must not hang the health check."""
+    def borrowing() -> Any:
+        with borrowed_connection():  # (a thread no request ends: its connection goes back to the pool here)
+            return function()
+
+    try:
+        return await asyncio.wait_for(sync_to_async(borrowing, thread_sensitive=False)(),
+                                      gateway_settings.DB_POOL_TIMEOUT + gateway_settings.DB_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return failed
 
 
 def _database_ok() -> bool:
@@ -206,8 +224,10 @@ async def health(request: HttpRequest) -> JsonResponse:
     if request.method not in ("GET", "HEAD"):
         status, headers, payload = render(method_not_allowed(str(request.method), "GET, HEAD"))
         return JsonResponse(payload, status=status, headers=headers)
-    database_ok = await sync_to_async(_database_ok)()
-    accounts = await sync_to_async(_accounts)() if database_ok else []
+    database_ok = await _bounded(_database_ok, False)
+    accounts = await _bounded(_accounts, None) if database_ok else []
+    database_ok = database_ok and accounts is not None
+    accounts = accounts or []
     body: dict[str, Any] = {
         "status": "ok" if database_ok else "degraded",
         "time": timezone.now().isoformat(),

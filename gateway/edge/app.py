@@ -2,8 +2,9 @@
 
 ``proxy_site/urls.py`` names every endpoint; the ones whose view is a ``HotView`` (see
 ``gateway/edge/views.py`` for why they bypass Django's handler) are served here directly.
-This module also owns the lifespan: the log writer, the cache-invalidation watcher, closing the
-upstream transport and the garbage-collector settings.
+This module also owns the lifespan: the log writer (its spool file replayed at startup; every row
+written, or spooled, at shutdown), the limit settlements still pending, the cache-invalidation
+watcher, closing the upstream transport and the garbage-collector settings.
 """
 
 from __future__ import annotations
@@ -21,23 +22,30 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import URLPattern, get_resolver
 
 from gateway import invalidation
+from gateway.access import stores
 from gateway.conf import gateway_settings
 from gateway.edge import cors
 from gateway.edge.http import Receive, Request, Response, Scope, Send, read_body
+from gateway.edge.shutdown import drain
 from gateway.edge.views import HotView
 from gateway.errors import (
     GatewayError,
     body_too_large,
+    error_event,
     headers_too_large,
     is_api_path,
     method_not_allowed,
     server_failed,
+    shutting_down,
 )
 from gateway.inference import transport
 from gateway.usage.log_writer import writer
 from providers.base import ProviderError
 
 logger = logging.getLogger(__name__)
+
+# Longest the shutdown waits for the limit settlements still pending and for closing database connections.
+SHUTDOWN_STEP_SECONDS = 5.0
 
 
 def hot_routes() -> dict[str, HotView]:
@@ -182,6 +190,9 @@ class GatewayApp:
                 response.extra_headers = cors.response_headers(value.decode("latin-1"))
             elif name == b"content-length":
                 declared = value
+        task = asyncio.current_task()
+        if task is not None:
+            drain.active.add(task)
         try:
             if not host_allowed(scope):
                 raise invalid_host()
@@ -205,12 +216,28 @@ class GatewayApp:
                 await response.error(exc)
         except ConnectionAbortedError:
             return
+        except asyncio.CancelledError:
+            if not drain.cutting or task is None:
+                raise
+            task.uncancel()  # the grace period is over: this request ends now, with a word to its client
+            await self.cut(response)
         except Exception:
             logger.exception("unhandled error in %s (request %s)", scope["path"], response.request_id)
             if not response.started:
                 await response.error(server_failed())
         finally:
+            drain.active.discard(task)
             response.close()
+
+    @staticmethod
+    async def cut(response: Response) -> None:
+        """End a request cut by the end of the grace period: a 503, or a stream's last event."""
+        with contextlib.suppress(OSError):
+            if not response.started:
+                await response.error(shutting_down())
+            elif response.streaming and not response.finished:
+                await response.write(error_event(shutting_down()))
+                await response.end()
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -218,6 +245,7 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 quiet_garbage_collector()
                 writer.start()
+                await asyncio.to_thread(writer.replay_spool)
                 self._watcher = asyncio.create_task(invalidation.watch())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -225,8 +253,11 @@ class GatewayApp:
                     self._watcher.cancel()
                     with contextlib.suppress(BaseException):
                         await self._watcher
+                with contextlib.suppress(TimeoutError):  # (a store that hangs: the reservations expire)
+                    await asyncio.wait_for(stores.drain(), SHUTDOWN_STEP_SECONDS)
                 await transport.close_client()
                 await asyncio.to_thread(writer.stop)
-                await sync_to_async(connections.close_all)()
+                with contextlib.suppress(TimeoutError):  # (a database that hangs)
+                    await asyncio.wait_for(sync_to_async(connections.close_all)(), SHUTDOWN_STEP_SECONDS)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

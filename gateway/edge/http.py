@@ -88,6 +88,8 @@ class Response:
         self.headers: dict[str, str] = {}  # sent with whatever response this request gets (e.g. rate limits)
         self.disconnected = False
         self.error_style = "default"  # the envelope of errors (gateway.errors.STYLES): the view's own
+        self.streaming = False  # a stream has started
+        self.finished = False  # the response's last bytes have been sent
         self._watcher: asyncio.Task | None = None
         self._on_disconnect: list[Callable[[], None]] = []
 
@@ -110,13 +112,14 @@ class Response:
         start_headers.append((b"content-length", str(len(body)).encode()))
         await self._send({"type": "http.response.start", "status": status, "headers": start_headers})
         await self._send({"type": "http.response.body", "body": body})
+        self.finished = True
 
     async def error(self, exc: BaseException) -> None:
         status, headers, payload = render(exc, self.error_style)
         await self.json(status, orjson.dumps(payload), headers)
 
     async def start_stream(self) -> None:
-        self.started = True
+        self.started = self.streaming = True
         self.watch_disconnect()  # a stream is long: notice when its client leaves
         await self._send({"type": "http.response.start", "status": 200, "headers": self._headers(
             b"text/event-stream; charset=utf-8", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})
@@ -156,6 +159,7 @@ class Response:
 
     async def end(self) -> None:
         await self._send({"type": "http.response.body", "body": b""})
+        self.finished = True
 
 
 class CancelledOnDisconnect:

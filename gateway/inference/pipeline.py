@@ -21,8 +21,9 @@ from gateway.access.limits import LimitExceeded
 from gateway.access.policy import Grant
 from gateway.conf import gateway_settings
 from gateway.edge.http import Request, Response
+from gateway.edge.shutdown import drain
 from gateway.edge.views import HotView
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, shutting_down
 from gateway.inference import dispatch, validation
 from gateway.inference.dispatch import send_with_fallbacks
 from gateway.inference.operations import Operation
@@ -216,6 +217,10 @@ async def handle(operation: Operation, view: HotView, request: Request, response
         if call.token is not None and not grants and not isinstance(exc, LimitExceeded):
             for limiter in limiters:  # refused before the limits were checked: their headers still
                 response.headers.update(await limiter.headers(request))
+        raise
+    except asyncio.CancelledError:
+        if drain.cutting and not response.finished:  # the worker's grace period is over (gateway/edge/shutdown.py)
+            call.fail(shutting_down())
         raise
     finally:
         try:

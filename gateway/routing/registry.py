@@ -1,9 +1,12 @@
 """The model registry as each worker holds it, and how a requested model finds its deployments.
 
 An exact registry name wins; otherwise the most specific matching pattern (``gpt-4o*`` before
-``gpt-*``). A request's ``provider`` field (a provider kind or account name) keeps only the
-deployments of that provider, looking through every matching entry. Deployments are tried by
-priority (lowest first); within one priority the order is drawn at random by weight.
+``gpt-*``). A request's ``provider`` field (a provider account's name, or a provider kind such as
+``openai``: every active account of it) keeps only the deployments of that provider, looking through
+every matching entry; when no entry has one, the requested model name goes as it is to that provider's
+active accounts (the seed's explicit provider), priced by the entry if one matched, else by the price
+list. Deployments are tried by priority (lowest first); within one priority the order is drawn at
+random by weight.
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
-from asgiref.sync import sync_to_async
-
-from gateway import invalidation, redaction
+from gateway import db, invalidation, redaction
 from gateway.conf import gateway_settings
 from gateway.db import borrowed_connection
-from gateway.errors import invalid_request, model_not_allowed, model_not_found
+from gateway.errors import database_unavailable, invalid_request, model_not_allowed, model_not_found
 from gateway.routing import patterns
 from gateway.routing.cooldowns import Key, Policy
 from gateway.usage import prices
@@ -97,6 +98,7 @@ class Entry:
 @dataclass
 class Registry:
     entries: list[Entry]
+    accounts: list[Account] = field(default_factory=list)  # the active ones: what ``provider`` may name
     exact: dict[str, Entry] = field(init=False)
     patterns: list[Entry] = field(init=False)
     default: Entry | None = field(init=False)
@@ -112,14 +114,32 @@ class Registry:
         return found + [e for e in self.patterns if patterns.matches(e.name, model)]
 
     def resolve(self, model: str, provider: str | None = None) -> tuple[Entry, list[Route]] | None:
-        """The entry for ``model`` and its deployments in the order to try; None if nothing serves it."""
-        for entry in self.candidates(model):
+        """The entry for ``model`` and its deployments in the order to try; None if nothing serves it.
+        With ``provider``, the deployments of that provider; else, if it names active accounts, the
+        requested name as it is on each (``direct``)."""
+        candidates = self.candidates(model)
+        for entry in candidates:
             routes = [r for r in entry.routes if provider is None or provider in (r.account.kind, r.account.name)]
             if routes:
                 return entry, order_routes(routes)
             if provider is None:
                 return entry, []
-        return None
+        if provider is None:
+            return None
+        return self.direct(model, provider, candidates[0] if candidates else None)
+
+    def direct(self, model: str, provider: str, entry: Entry | None) -> tuple[Entry, list[Route]] | None:
+        """``model`` sent as it is to the active accounts ``provider`` names (the account of that name,
+        else every account of that kind, in name order); None if it names none. Without a matching
+        entry, one of the model's own name with no settings: prices from the price list."""
+        accounts = [a for a in self.accounts if a.name == provider] or \
+            sorted((a for a in self.accounts if a.kind == provider), key=lambda a: a.name)
+        if not accounts:
+            return None
+        routes = [Route(account, "", 1, 0) for account in accounts]
+        if entry is None:
+            entry = Entry(0, model, None, None, None, None, False, 0, ())
+        return entry, routes
 
     def listed(self) -> list[Entry]:
         """Exact names, the ones a model list can show."""
@@ -135,8 +155,9 @@ def choose(registry: Registry, model: str | None, provider: str | None, token: M
         model = registry.default.name
     resolved = registry.resolve(model, provider)
     if resolved is None:
-        if provider is not None and registry.candidates(model):
-            raise invalid_request(f"No deployment of provider '{provider}' serves the model `{model}`.", "provider")
+        if provider is not None:
+            raise invalid_request(f"No active provider account is named '{provider}' or is of that kind.",
+                                  "provider", "unknown_provider")
         raise model_not_found(model)
     entry, routes = resolved
     if not token.allows(model, entry.name):
@@ -178,24 +199,36 @@ def load_registry() -> Registry:
     ]
     prices.price_list()  # read here, off the event loop, rather than by the first request's log row
     redaction.install(account.api_key for account in accounts.values())
-    return Registry(entries)
+    return Registry(entries, [accounts[p.id] for p in rows if p.active])
 
 
 class _Holder:
     registry: Registry | None = None
     loaded_at: float = 0.0
+    changed: bool = False  # an admin change since it was read: read again (kept while the database is away)
     loading: asyncio.Future | None = None
 
     def clear(self) -> None:
+        self.changed = True
+
+    def forget(self) -> None:
+        """Drop it, stale copy too (tests: a new database)."""
         self.registry = None
 
     def fresh(self) -> Registry | None:
-        if self.registry is not None and time.monotonic() - self.loaded_at < gateway_settings.CACHE_SECONDS:
+        if self.registry is not None and not self.changed and \
+                time.monotonic() - self.loaded_at < gateway_settings.CACHE_SECONDS:
             return self.registry
         return None
 
+    def stale(self, exc: db.DatabaseUnavailable) -> Registry:
+        """The database is away: the registry as last read, within STALE_CACHE_SECONDS; else a 503."""
+        if self.registry is None or time.monotonic() - self.loaded_at >= gateway_settings.STALE_CACHE_SECONDS:
+            raise database_unavailable("this worker has no recent copy of the model registry") from exc
+        return self.registry
+
     def store(self, registry: Registry) -> Registry:
-        self.registry, self.loaded_at = registry, time.monotonic()
+        self.registry, self.loaded_at, self.changed = registry, time.monotonic(), False
         return registry
 
 
@@ -204,20 +237,29 @@ invalidation.register(_holder.clear)
 
 
 async def current() -> Registry:
-    """This worker's registry; reloaded (once, however many requests wait) when stale."""
+    """This worker's registry; reloaded (once, however many requests wait) when stale. While the
+    database is unavailable, the last one read (for up to STALE_CACHE_SECONDS)."""
     registry = _holder.fresh()
     if registry is not None:
         return registry
     loop = asyncio.get_running_loop()
     pending = _holder.loading
     if pending is None or pending.get_loop() is not loop:
-        pending = _holder.loading = loop.create_task(sync_to_async(load_registry)())
+        pending = _holder.loading = loop.create_task(db.query(load_registry))
     try:
         return _holder.store(await asyncio.shield(pending))
+    except db.DatabaseUnavailable as exc:
+        return _holder.stale(exc)
     finally:
         if _holder.loading is pending and pending.done():
             _holder.loading = None
 
 
 def current_sync() -> Registry:
-    return _holder.fresh() or _holder.store(load_registry())
+    registry = _holder.fresh()
+    if registry is not None:
+        return registry
+    try:
+        return _holder.store(db.query_sync(load_registry))
+    except db.DatabaseUnavailable as exc:
+        return _holder.stale(exc)

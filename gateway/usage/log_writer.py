@@ -9,7 +9,10 @@ No row can stop the log. Rows are cleaned where they are built (gateway/usage/cl
 the database still refuse a batch's data, the batch is halved until the refused rows stand alone,
 each is retried once reduced to ASCII, and one refused even then is dropped, counted and logged
 with its request id, while the rest are written. A failure of the database itself (down,
-unreachable, a lock wait given up) keeps the rows for retry, up to ``MAX_QUEUED``.
+unreachable, hanging, a lock wait given up) keeps the rows in memory for retry, up to
+``GATEWAY_LOG_MAX_QUEUED_ROWS`` (past it the oldest are dropped, counted and logged loudly). Rows
+still unwritten when the process stops go to the spool file (gateway/usage/spool.py), which the next
+start hands back to the writer.
 
 Failed authentications are bounded too (``AUTH_FAILURE_LOG_PER_MINUTE``): past that many in a
 minute, one summary row per minute counts the rest, so a flood of random tokens cannot fill the log.
@@ -24,17 +27,27 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from gateway.conf import gateway_settings
-from gateway.usage import daily
+from gateway.usage import daily, spool
 from gateway.usage.clean import scrub_row
 
 logger = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 5
-MAX_QUEUED = 200_000  # beyond this (database down for long) the oldest rows are dropped, loudly
+# How long stop() waits for a write under way (the database may hang) before the rows go to the spool.
+STOP_WAIT_SECONDS = 5.0
 AUTH_SUMMARY_ERROR_TYPE = "auth_failures_suppressed"
 
 _clock = time.time  # wall clock, whose minutes bound the auth-failure windows (tests replace it)
@@ -69,6 +82,8 @@ class RequestLogWriter:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._inflight: list[dict[str, Any]] = []  # the batch being written (spooled if the write never ends)
+        self.spooled = 0
         # Counters for this process (an admin page may show them): rows lost because the queue was
         # full, rows the database refused even scrubbed, failed authentications counted in a
         # summary row instead of logged one by one.
@@ -90,7 +105,7 @@ class RequestLogWriter:
 
     def counters(self) -> dict[str, int]:
         return {"pending": len(self._queue), "dropped": self.dropped, "refused": self.refused,
-                "dropped_rows": self.dropped_rows, "suppressed": self.suppressed}
+                "dropped_rows": self.dropped_rows, "suppressed": self.suppressed, "spooled": self.spooled}
 
     def enqueue(self, row: dict[str, Any]) -> None:
         self._append(row)
@@ -100,11 +115,13 @@ class RequestLogWriter:
             self._wake.set()
 
     def _append(self, row: dict[str, Any]) -> None:
-        if len(self._queue) >= MAX_QUEUED:
+        if len(self._queue) >= gateway_settings.LOG_MAX_QUEUED_ROWS:
             self._queue.popleft()
             self.dropped += 1
             if self.dropped % 1000 == 1:
-                logger.error("request log queue full: %d rows dropped so far", self.dropped)
+                logger.error("REQUEST LOG ROWS LOST: the queue is full (GATEWAY_LOG_MAX_QUEUED_ROWS=%d, the database "
+                             "has not taken rows for a while); %d rows dropped so far",
+                             gateway_settings.LOG_MAX_QUEUED_ROWS, self.dropped)
         self._queue.append(row)
 
     def admit_auth_failure(self, call: Loggable) -> bool:
@@ -155,6 +172,20 @@ class RequestLogWriter:
                 self._close_auth_minute()
                 self._auth_minute = minute
 
+    def replay_spool(self) -> int:
+        """Queue the rows a previous run left in the spool file (written by the next flush)."""
+        try:
+            rows = spool.claim()
+        except OSError:
+            logger.exception("request log: could not read the spool file %s", spool.path())
+            return 0
+        for row in rows:
+            self._append(row)
+        if rows:
+            logger.warning("request log: %d rows from the spool file %s queued for writing", len(rows), spool.path())
+            self._wake.set()
+        return len(rows)
+
     def start(self) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
@@ -174,6 +205,10 @@ class RequestLogWriter:
                 try:
                     self.close_auth_window()
                     self.flush()  # (the thread keeps its connection, pooled or not: reconnecting costs a round trip)
+                except (OperationalError, InterfaceError) as exc:  # the database away: no traceback each retry
+                    logger.warning("request log: the database is unavailable (%s: %s); %d rows kept in memory "
+                                   "for retry", type(exc).__name__, str(exc).strip()[:300], len(self._queue))
+                    time.sleep(min(interval * 5, 10))
                 except Exception:
                     logger.exception("request log write failed; %d rows kept for retry", len(self._queue))
                     time.sleep(min(interval * 5, 10))
@@ -189,11 +224,14 @@ class RequestLogWriter:
         with self._lock:
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), gateway_settings.LOG_BATCH_SIZE))]
+                self._inflight = batch
                 try:
                     written += self._write_around_refusals(batch)
                 except Exception:
                     close_old_connections()
                     raise
+                finally:
+                    self._inflight = []
         return written
 
     def _write_around_refusals(self, batch: list[dict[str, Any]]) -> int:
@@ -243,19 +281,41 @@ class RequestLogWriter:
         return 1
 
     def stop(self) -> None:
-        """Flush (with the auth-failure summary) and stop the thread (graceful shutdown)."""
+        """Flush (with the auth-failure summary) and stop the thread (graceful shutdown). What the
+        database does not take (down, or a write still hanging after ``STOP_WAIT_SECONDS``) goes to
+        the spool file."""
         self._stopping = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
+            thread.join(timeout=STOP_WAIT_SECONDS)
         self._thread = None
         try:
+            if thread is not None and thread.is_alive():  # stuck in a write: the database hangs
+                self.close_auth_window(force=True)
+                raise DatabaseError("the request log's write did not finish")
             self.flush(final=True)
-        except Exception:
-            logger.exception("request log: %d rows could not be written at shutdown", len(self._queue))
+        except Exception as exc:
+            self.spool_rest(exc)
         finally:
-            connection.close()
+            if thread is None or not thread.is_alive():
+                connection.close()
+
+    def spool_rest(self, exc: BaseException) -> None:
+        """Save every row not written (queued, or in a write that never finished) to the spool file."""
+        rows = [*self._inflight, *self._queue]
+        self._queue.clear()
+        self._inflight = []
+        try:
+            self.spooled += spool.save(rows)
+        except Exception:
+            self.dropped += len(rows)
+            logger.exception("REQUEST LOG ROWS LOST: %d rows could not be written at shutdown (%s) nor saved to "
+                             "the spool file %s", len(rows), exc, spool.path())
+            return
+        if rows:
+            logger.warning("request log: the database did not take %d rows at shutdown (%s: %s); saved to %s, "
+                           "written at the next start", len(rows), type(exc).__name__, exc, spool.path())
 
 
 def _insert_statement() -> tuple[str, list[str]]:

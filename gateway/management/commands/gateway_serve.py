@@ -17,6 +17,10 @@ from gateway.conf import gateway_settings
 from gateway.config.file import DEFAULTS, apply, load, registry_is_empty
 from gateway.edge import gunicorn_hooks
 
+# After the grace period, the time a worker has to end what still runs and write its log rows (to the
+# database, else to the spool file) before gunicorn's master kills it.
+SHUTDOWN_WRITE_SECONDS = 15
+
 
 def metrics_dir() -> str:
     """The directory where the workers will write their metric files, emptied now (GATEWAY_METRICS_DIR,
@@ -47,7 +51,7 @@ def gunicorn_argv(bind: str, workers: int, metrics_path: str = "") -> list[str]:
         "--bind", bind,
         "--backlog", str(config.BACKLOG),
         "--keep-alive", str(config.KEEPALIVE_SECONDS),
-        "--graceful-timeout", str(config.GRACEFUL_TIMEOUT),
+        "--graceful-timeout", str(config.GRACEFUL_TIMEOUT + SHUTDOWN_WRITE_SECONDS),  # (the workers cut at GRACEFUL_TIMEOUT)
         "--timeout", "0",  # async workers heartbeat on their own; long streams are normal
         *(["--access-logfile", "-"] if settings.DEBUG else []),
         "--log-level", "warning",

@@ -77,7 +77,7 @@ class Limited:
             try:
                 return await store.peek(found, now or time.time())
             finally:
-                if isinstance(store, RedisStore):
+                if isinstance(store, RedisStore | stores.RedisOrMemory):
                     await store.close()
 
         return asyncio.run(peek())[0]

@@ -201,12 +201,22 @@ def test_a_token_without_limits_never_touches_a_store(limited: Limited, monkeypa
 
 
 @pytest.mark.parametrize("store_name", ["database"], indirect=True)
-def test_an_unreachable_store_refuses_limited_tokens_with_503(limited: Limited, settings) -> None:
-    settings.GATEWAY = {"LIMITS_STORE": "redis"}
+def test_an_unreachable_redis_refuses_limited_tokens_with_503_when_failure_is_closed(limited: Limited,
+                                                                                      settings) -> None:
+    settings.GATEWAY = {"LIMITS_STORE": "redis", "REDIS_FAILURE": "closed"}
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     response = limited.post(limited.token(rpm=5))
     assert response.status_code == 503 and response.json()["error"]["code"] == "limits_unavailable"
     assert limited.post(limited.token("free")).status_code == 200
+
+
+@pytest.mark.parametrize("store_name", ["database"], indirect=True)
+def test_an_unreachable_redis_counts_limits_per_process_when_failure_is_open(limited: Limited, settings) -> None:
+    settings.GATEWAY = {"LIMITS_STORE": "redis", "REDIS_FAILURE": "open"}
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    token = limited.token(rpm=2)
+    statuses = [limited.post(token).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]  # (the live gateway is one process: its own count is exact)
 
 
 @pytest.mark.parametrize("store_name", ["database"], indirect=True)
