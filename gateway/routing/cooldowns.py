@@ -111,8 +111,8 @@ class Cooldowns:
             pending = self._reading = loop.create_task(store.read(clock()))
         try:
             return self._keep(await asyncio.shield(pending))
-        except Exception:
-            logger.warning("could not read the cooldowns; using this worker's copy", exc_info=True)
+        except Exception as exc:  # one line, no traceback: an outage would print one per interval
+            logger.warning("could not read the cooldowns (%s: %s); using this worker's copy", type(exc).__name__, exc)
             self._read_at = time.monotonic()  # (not again for every request until the next interval)
             return self._state
         finally:
@@ -144,8 +144,8 @@ class Cooldowns:
         try:
             self._keep(await self.store().fail(key, (threshold, window, seconds), now,
                                                retry_after_seconds(retry_after, now), reason[:300]))
-        except Exception:
-            logger.warning("could not count a failure of %s for cooldowns", key, exc_info=True)
+        except Exception as exc:
+            logger.warning("could not count a failure of %s for cooldowns (%s: %s)", key, type(exc).__name__, exc)
 
     async def succeeded(self, key: Key) -> None:
         """The deployment answered: its count and cooldown end (a store call only if it had either)."""
@@ -154,8 +154,8 @@ class Cooldowns:
             return
         try:
             self._keep(await self.store().reset(key, clock()))
-        except Exception:
-            logger.warning("could not reset the cooldown of %s", key, exc_info=True)
+        except Exception as exc:
+            logger.warning("could not reset the cooldown of %s (%s: %s)", key, type(exc).__name__, exc)
 
     async def listing(self) -> list[dict[str, Any]]:
         """The deployments in cooldown now, read from the store (for /health)."""
