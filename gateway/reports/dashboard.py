@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from gateway.models import ProviderAccount
 from gateway.reports import usage
+from gateway.routing.cooldowns import cooldowns
 
 TOP = 5
 
@@ -43,4 +44,5 @@ def context(today: dt.date | None = None) -> dict[str, Any]:
         "top": [(title, usage.breakdown(month, (dimension,))[:TOP])
                 for title, dimension in (("Teams", "team"), ("Tokens", "token"), ("Models", "model"))],
         "accounts": accounts(),
+        "cooldowns": [c.as_dict() for c in cooldowns.listing_sync()],
     }

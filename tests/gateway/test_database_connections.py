@@ -92,6 +92,7 @@ def test_a_burst_of_requests_never_holds_more_connections_than_the_pool(live_gat
                         "chat, unknown token": {401}}
     assert 0 < sampler.peak <= pool_size, f"{sampler.peak} connections during a burst of {REQUESTS} requests"
     assert after <= pool_size
-    # Every connection went back: only this test's own and the log writer's may still be lent out.
+    # Every connection went back: only this test's own, the log writer's and the one of the thread that
+    # runs the request path's bounded queries (gateway/db.py) may still be lent out.
     stats = connection.pool.get_stats()
-    assert stats["pool_size"] - stats["pool_available"] <= 2, stats
+    assert stats["pool_size"] - stats["pool_available"] <= 3, stats

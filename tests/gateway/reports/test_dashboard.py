@@ -73,3 +73,17 @@ def test_the_dashboard_does_not_read_the_request_log(admin_client: Client) -> No
     with CaptureQueriesContext(connection) as queries:
         assert admin_client.get(reverse("admin:index")).status_code == 200
     assert not [q for q in queries.captured_queries if RequestLog._meta.db_table in q["sql"]]
+
+
+def test_deployments_in_cooldown_are_listed(admin_client: Client) -> None:
+    import asyncio
+
+    from gateway.routing.cooldowns import Policy, cooldowns
+    from gateway.routing.registry import Route
+
+    account = make_provider("flaky")
+    key = Route(account.as_account(), "gpt-4o-mini", 1, 0).key("gpt-4o-mini")
+    for _ in range(3):
+        asyncio.run(cooldowns.failed(key, Policy(3, 60.0, 30.0), "500 server_error: boom"))
+    rows = cells(admin_client.get(reverse("admin:index")).content.decode(), "Deployments in cooldown")
+    assert rows[0][:2] == ["flaky", "gpt-4o-mini"] and "boom" in rows[0][3]
