@@ -5,15 +5,17 @@ and checks the Host header like every API path, so the request names the first o
 DJANGO_ALLOWED_HOSTS (a wildcard entry becomes a name it matches).
 """
 
-import os
 import sys
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python deploy/healthcheck.py`
+
+from proxy_site.settings import health_probe  # (the one module that reads the environment)
 
 
 def main() -> int:
-    port = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000").rpartition(":")[2]
-    host = (os.environ.get("DJANGO_ALLOWED_HOSTS") or "localhost").split(",")[0].strip()
-    host = "localhost" if host in ("", "*") else ("health" + host if host.startswith(".") else host)
+    port, host = health_probe()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/health", headers={"Host": host})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:

@@ -35,6 +35,15 @@ def use_these_settings() -> None:
     ENV.setdefault("DJANGO_SETTINGS_MODULE", __name__)
 
 
+def health_probe() -> tuple[str, str]:
+    """For deploy/healthcheck.py: the port of GATEWAY_BIND and the Host header to send, the first of
+    DJANGO_ALLOWED_HOSTS as written (none or a wildcard: localhost; ".example.com": a name it matches)."""
+    port = ENV.get("GATEWAY_BIND", "127.0.0.1:8000").rpartition(":")[2]
+    host = (ENV.get("DJANGO_ALLOWED_HOSTS") or "localhost").split(",")[0].strip()
+    host = "localhost" if host in ("", "*") else ("health" + host if host.startswith(".") else host)
+    return port, host
+
+
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
