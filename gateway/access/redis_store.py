@@ -1,7 +1,8 @@
 """The Redis limit store: each check-and-take is one Lua script, so it is atomic for every worker and
-instance that shares the Redis (redis-py's asyncio client on the event loop; one round trip).
+instance that shares the Redis (one round trip on the event loop, gateway/access/redis_wire.py).
 Requests that reach their check while a call is on its way go together in the next call (each
-still all or nothing, in arrival order); settlements are batched the same way (stores.py).
+still all or nothing, in arrival order), and the settlements of finished requests travel in the
+same call: under load a request with limits costs one script call, or a share of one.
 
 Keys (``gw:lim:<tok|team>:<id>:...``): a string per rpm/tpm window and per budget period
 (integers: requests, tokens, 1e-8 USD), expiring after their window; a sorted set per parallel
@@ -26,19 +27,34 @@ from asgiref.sync import sync_to_async
 
 from gateway.access.database_store import logged_spend
 from gateway.access.limits import BUDGET, Adjustments, Counter, Outcome, Store
+from gateway.access.redis_wire import RedisWire
 
 TIMEOUT = 2.0
-SLOT_SET_MARGIN_MS = 3_600_000  # as in TAKE
+SLOT_SET_MARGIN_MS = 3_600_000  # as in STEP
 
-# One call checks and takes for one request or for several (those that reached their check while the
-# previous call was on its way), one after another: each request's take is all or nothing.
-# KEYS: every request's counters, in order. ARGV, per request: "holder now n" (now in ms, n counters),
-# then one string per counter, "kind limit amount expires seed": kind c (counter), b (budget) or
-# s (slot set); expires in ms (0: never); seed the budget's spend when known, else "-". (Few
-# arguments: redis-py spends ~2 us encoding each one.) Answers, per request: {1, 0, values} taken,
-# {0, i, values} refused at counter i, {-1, missing budget counters} when a budget must first be
-# read from the request log (nothing taken).
-TAKE = """
+# One call first settles (the corrections and freed slots of requests that are over), then checks and
+# takes for one request or for several (those that reached their check while the previous call was on
+# its way), one after another: each request's take is all or nothing, and sees the settlements.
+# KEYS: the settled counters, then every request's counters, in order. ARGV[1]: how many settled
+# counters; then one per settled counter: "c<delta>" adds the delta (never below 0, never to a key
+# that has gone), "s<holder>" removes the holder's slot; then, per request: "holder now n" (now in
+# ms, n counters), then one string per counter, "kind limit amount expires seed": kind c (counter),
+# b (budget) or s (slot set); expires in ms (0: never); seed the budget's spend when known, else "-".
+# (Few arguments: each one costs encoding.) Answers, per request: {1, 0, values} taken, {0, i, values}
+# refused at counter i, {-1, missing budget counters} when a budget must first be read from the
+# request log (nothing taken).
+STEP = """
+local settled = tonumber(ARGV[1])
+for i = 1, settled do
+  local kind, arg = string.sub(ARGV[i + 1], 1, 1), string.sub(ARGV[i + 1], 2)
+  if kind == 's' then
+    redis.call('ZREM', KEYS[i], arg)
+  elseif redis.call('EXISTS', KEYS[i]) == 1 then
+    local value = redis.call('INCRBY', KEYS[i], arg)
+    if value < 0 then redis.call('DECRBY', KEYS[i], value) end
+  end
+end
+
 local function take(k, a, holder, now, n)
   local specs, values, absent, missing = {}, {}, {}, {}
   for i = 1, n do
@@ -79,7 +95,7 @@ local function take(k, a, holder, now, n)
   return {1, 0, values}
 end
 
-local answers, k, a = {}, 0, 1
+local answers, k, a = {}, settled, settled + 2
 while a <= #ARGV do
   local holder, now, n = string.match(ARGV[a], '^(%S+) (%d+) (%d+)$')
   n = tonumber(n)
@@ -89,20 +105,10 @@ end
 return answers
 """
 
-# KEYS: counters; ARGV: one per counter: "c<delta>" adds the delta (never below 0, never to a key that
-# has gone), "s<holder>" removes the holder's slot.
-SETTLE = """
-for i = 1, #KEYS do
-  local kind, arg = string.sub(ARGV[i], 1, 1), string.sub(ARGV[i], 2)
-  if kind == 's' then
-    redis.call('ZREM', KEYS[i], arg)
-  elseif redis.call('EXISTS', KEYS[i]) == 1 then
-    local value = redis.call('INCRBY', KEYS[i], arg)
-    if value < 0 then redis.call('DECRBY', KEYS[i], value) end
-  end
-end
-return 1
-"""
+# A settlement that frees no slot waits this long for a take to travel with (under load the next one
+# comes sooner: one call per request, or fewer). One that frees a slot goes at once, since another
+# worker's next request may be waiting for that slot.
+SETTLE_DELAY = 0.01
 
 
 def _ms(seconds: float) -> int:
@@ -111,21 +117,23 @@ def _ms(seconds: float) -> int:
 
 @dataclass
 class _Loop:
-    """A store's client on one event loop, and the takes waiting for the next call."""
+    """A store's connection on one event loop, and the calls waiting for the next script call."""
 
-    client: Any
-    take: Any
-    settle: Any
-    queue: list[tuple[Sequence[Counter], str, list[str], asyncio.Future]] = field(default_factory=list)
+    wire: RedisWire
+    client: Any = None  # redis-py's client, for renew and peek (made when first needed)
+    takes: list[tuple[Sequence[Counter], str, list[str], asyncio.Future]] = field(default_factory=list)
+    settles: list[tuple[list[str], list[str], asyncio.Future]] = field(default_factory=list)
     flushing: bool = False
+    timer: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task] = field(default_factory=set)
 
 
 class RedisStore(Store):
-    """Counters in Redis: one client per event loop (a worker has one), a sync client for DRF views.
+    """Counters in Redis: one connection per event loop (a worker has one), a sync client for DRF views.
 
-    Takes are sent as they come, one call at a time per loop: those that arrive while a call is on
-    its way go together in the next one (at low load a call per request, under load far fewer)."""
+    Takes are sent as they come, one script call at a time per loop: those that arrive while a call
+    is on its way go together in the next one, with the settlements waiting (at low load a call per
+    request, under load far fewer)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -136,9 +144,14 @@ class RedisStore(Store):
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
-            client = aioredis.Redis.from_url(self.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
-            state = self._loops[loop] = _Loop(client, client.register_script(TAKE), client.register_script(SETTLE))
+            state = self._loops[loop] = _Loop(RedisWire(self.url, TIMEOUT))
         return state
+
+    def _client(self) -> Any:
+        state = self._state()
+        if state.client is None:
+            state.client = aioredis.Redis.from_url(self.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        return state.client
 
     @staticmethod
     def _args(counters: Sequence[Counter], holder: str, now: float, seeds: dict[int, int]) -> list[str]:
@@ -166,11 +179,17 @@ class RedisStore(Store):
 
     def _queued(self, state: _Loop, counters: Sequence[Counter], args: list[str], holder: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
-        state.queue.append((counters, holder, args, future))
+        state.takes.append((counters, holder, args, future))
+        self._flush_now(state)
+        return future
+
+    def _flush_now(self, state: _Loop) -> None:
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
         if not state.flushing:
             state.flushing = True
             self._background(state, self._flush(state))
-        return future
 
     @staticmethod
     def _background(state: _Loop, work: Any) -> None:
@@ -180,19 +199,26 @@ class RedisStore(Store):
 
     async def _flush(self, state: _Loop) -> None:
         try:
-            while state.queue:
-                batch, state.queue = state.queue, []
-                keys = [counter.key for counters, _, _, _ in batch for counter in counters]
+            while state.takes or state.settles:
+                takes, state.takes = state.takes, []
+                settles, state.settles = state.settles, []
+                settled = [key for keys, _, _ in settles for key in keys]
+                keys = [*settled, *(counter.key for counters, _, _, _ in takes for counter in counters)]
+                args = [str(len(settled)), *(arg for _, args, _ in settles for arg in args),
+                        *(arg for _, _, args, _ in takes for arg in args)]
                 try:
-                    replies = await state.take(keys=keys, args=[arg for _, _, args, _ in batch for arg in args])
-                    if len(replies) != len(batch):
-                        raise RuntimeError(f"the take script answered {len(replies)} of {len(batch)} requests")
+                    replies = await state.wire.run_script(STEP, keys, args)
+                    if len(replies) != len(takes):
+                        raise RuntimeError(f"the limits script answered {len(replies)} of {len(takes)} requests")
                 except Exception as exc:
-                    for *_, future in batch:
+                    for *_, future in (*takes, *settles):
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (counters, holder, _, future), reply in zip(batch, replies, strict=True):
+                for *_, future in settles:
+                    if not future.done():
+                        future.set_result(None)
+                for (counters, holder, _, future), reply in zip(takes, replies, strict=True):
                     if not future.done():
                         future.set_result(reply)
                     elif reply[0] == 1:  # its request went away meanwhile: give back what it took
@@ -204,16 +230,17 @@ class RedisStore(Store):
     def take_sync(self, counters: Sequence[Counter], holder: str, now: float) -> Outcome:
         if self._sync is None:
             client = redis.Redis.from_url(self.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
-            self._sync = (client, client.register_script(TAKE))
-        take = self._sync[1]
+            self._sync = (client, client.register_script(STEP))
+        step = self._sync[1]
         keys = [counter.key for counter in counters]
-        reply = take(keys=keys, args=self._args(counters, holder, now, {}))[0]
+        reply = step(keys=keys, args=["0", *self._args(counters, holder, now, {})])[0]
         if reply[0] == -1:
             seeds = {int(i) - 1: logged_spend(counters[int(i) - 1]) for i in reply[1]}
-            reply = take(keys=keys, args=self._args(counters, holder, now, seeds))[0]
+            reply = step(keys=keys, args=["0", *self._args(counters, holder, now, seeds)])[0]
         return self._outcome(reply)
 
     async def settle_many(self, batch: Sequence[tuple[Adjustments, str]]) -> None:
+        """Queued for the next script call: at once when it frees a slot, else within SETTLE_DELAY."""
         deltas: dict[str, int] = {}
         freed: list[tuple[str, str]] = []
         for adjustments, holder in batch:
@@ -224,13 +251,19 @@ class RedisStore(Store):
                     deltas[counter.key] = deltas.get(counter.key, 0) + delta
         if not deltas and not freed:
             return
-        settle = self._state().settle
-        keys = [*deltas, *(key for key, _ in freed)]
-        args = [*(f"c{delta}" for delta in deltas.values()), *(f"s{holder}" for _, holder in freed)]
-        await settle(keys=keys, args=args)
+        state = self._state()
+        future = asyncio.get_running_loop().create_future()
+        state.settles.append(([*deltas, *(key for key, _ in freed)],
+                              [*(f"c{delta}" for delta in deltas.values()), *(f"s{holder}" for _, holder in freed)],
+                              future))
+        if freed:
+            self._flush_now(state)
+        elif not state.flushing and state.timer is None:
+            state.timer = asyncio.get_running_loop().call_later(SETTLE_DELAY, self._flush_now, state)
+        await future
 
     async def renew(self, slots: Sequence[tuple[str, str]], until: float) -> None:
-        client = self._state().client
+        client = self._client()
         async with client.pipeline(transaction=False) as pipe:
             for key, holder in slots:
                 pipe.zadd(key, {holder: _ms(until)}, xx=True)
@@ -238,7 +271,7 @@ class RedisStore(Store):
             await pipe.execute()
 
     async def peek(self, counters: Sequence[Counter], now: float) -> list[int]:
-        client = self._state().client
+        client = self._client()
         values = await client.mget([counter.key for counter in counters])
         return [int(value) if value is not None else 0 for value in values]
 
@@ -246,4 +279,8 @@ class RedisStore(Store):
         """Close this event loop's client (the process's clients otherwise live as long as their loops)."""
         state = self._loops.pop(asyncio.get_running_loop(), None)
         if state is not None:
-            await state.client.aclose()
+            if state.timer is not None:
+                state.timer.cancel()
+            state.wire.close()
+            if state.client is not None:
+                await state.client.aclose()
