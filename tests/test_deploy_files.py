@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.gateway.test_serve import free_port
+from tests.servers import free_port
 from tests.settings_env import variables_read
 
 ROOT = Path(__file__).resolve().parent.parent

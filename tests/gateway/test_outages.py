@@ -9,9 +9,6 @@ tests/gateway/usage/test_spool.py.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,50 +22,15 @@ from gateway.models import RequestLog
 from tests.conftest import make_model, make_provider, make_token
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.gateway.access.conftest import clean_redis
-from tests.gateway.test_serve import ROOT, free_port
+from tests.servers import ServedGateway
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Served:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.process: subprocess.Popen | None = None
-        self.url = ""
-
-    def start(self) -> Served:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([sys.executable, "manage.py", "gateway_serve", "--bind", f"127.0.0.1:{port}",
-                                         "--workers", "1"], cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            assert self.process.poll() is None, self.process.stdout.read()
-            assert time.monotonic() < deadline, "gateway_serve did not come up"
-            time.sleep(0.1)
-
-    def stop(self, timeout: float = 40) -> str:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-        return self.process.stdout.read()
-
-    def chat(self, token: str) -> httpx.Response:
-        body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
-        return httpx.post(f"{self.url}/v1/chat/completions", content=body, timeout=30,
-                          headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+def chat(served: ServedGateway, token: str) -> httpx.Response:
+    body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    return httpx.post(f"{served.url}/v1/chat/completions", content=body, timeout=30,
+                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
 
 
 def _setup(fake_openai) -> None:
@@ -107,35 +69,28 @@ def test_postgres_away_known_tokens_served_unknown_503_and_rows_kept_until_it_re
     settings = connection.settings_dict
     env = {**_base_env(tmp_path),
            "DATABASE_URL": f"postgres://{settings['USER']}@127.0.0.1:{postgres_proxy.port}/{settings['NAME']}"}
-    served = Served(env).start()
-    try:
-        assert served.chat(known).status_code == 200
+    with ServedGateway(env, stop_timeout=40) as served:
+        assert chat(served, known).status_code == 200
         time.sleep(0.6)  # the token and the registry are no longer fresh: the next request asks the database
         postgres_proxy.cut(mode)
         started = time.monotonic()
-        answered = [served.chat(known) for _ in range(5)]
-        refused = served.chat(unknown)
+        answered = [chat(served, known) for _ in range(5)]
+        refused = chat(served, unknown)
         assert [r.status_code for r in answered] == [200] * 5, [r.text for r in answered]
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "database_unavailable"
         assert time.monotonic() - started < 25  # bounded lookups: about 1 s each at most, no hang
         health = httpx.get(f"{served.url}/health", timeout=15)
         assert health.status_code == 503 and health.json()["database"] == "unavailable"
         output = served.stop()  # while the database is away: the rows go to the spool file
-    finally:
-        if served.process.poll() is None:
-            served.process.kill()
     assert "Traceback" not in output, output
     assert (tmp_path / "spool.jsonl").exists(), output
     postgres_proxy.restore()
 
-    again = Served(env).start()  # the next start writes the spooled rows
-    try:
+    with ServedGateway(env, stop_timeout=40):  # the next start writes the spooled rows
         deadline = time.monotonic() + 20
         while RequestLog.objects.filter(token_name="known", status_code=200).count() < 6:
             assert time.monotonic() < deadline, list(RequestLog.objects.values_list("token_name", "status_code"))
             time.sleep(0.1)
-    finally:
-        again.stop()
     assert RequestLog.objects.filter(token_name="known", status_code=200).count() == 6
     assert RequestLog.objects.filter(status_code=503, error_type="database_unavailable").count() == 1
     assert not (tmp_path / "spool.jsonl").exists()
@@ -164,12 +119,11 @@ def test_redis_away_limits_follow_gateway_redis_failure(redis_proxy: tuple[TcpPr
     settings = connection.settings_dict
     env = {**_base_env(tmp_path), "REDIS_URL": proxied_url, "GATEWAY_REDIS_FAILURE": failure,
            "DATABASE_URL": f"postgres://{settings['USER']}@127.0.0.1:{settings['PORT'] or 5432}/{settings['NAME']}"}
-    served = Served(env).start()
-    try:
-        assert served.chat(limited).status_code == 200
+    with ServedGateway(env, stop_timeout=40) as served:
+        assert chat(served, limited).status_code == 200
         proxy.cut(cut)
         started = time.monotonic()
-        statuses = [served.chat(limited) for _ in range(3)]
+        statuses = [chat(served, limited) for _ in range(3)]
         assert time.monotonic() - started < 25
         if failure == "open":
             assert [r.status_code for r in statuses] == [200] * 3, [r.text for r in statuses]
@@ -178,6 +132,5 @@ def test_redis_away_limits_follow_gateway_redis_failure(redis_proxy: tuple[TcpPr
             assert {r.json()["error"]["code"] for r in statuses} == {"limits_unavailable"}
         proxy.restore()
         time.sleep(0.5)
-    finally:
-        output = served.stop()
+    output = served.output()  # (all of it: leaving the block stopped the server)
     assert "Traceback" not in output, output

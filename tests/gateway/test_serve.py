@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from tests.conftest import UPSTREAM_KEY
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+from tests.servers import ServedGateway, manage
 
 
 @pytest.fixture
-def served_gateway(tmp_path: Path, fake_openai) -> dict:
+def served_gateway(tmp_path: Path, fake_openai) -> Iterator[dict]:
     # Rows are flushed every 60 s here, so the ones we find were written by the graceful shutdown.
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3", "GATEWAY_LOG_FLUSH_SECONDS": "60"}
     env.pop("REDIS_URL", None)
@@ -50,25 +31,8 @@ def served_gateway(tmp_path: Path, fake_openai) -> dict:
     manage(env, "migrate", "--noinput")
     manage({**env, "FAKE_KEY": UPSTREAM_KEY}, "gateway_apply", str(config))
     token = manage(env, "gateway_token", "create", "--name", "served").strip().splitlines()[-1]
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "manage.py", "gateway_serve", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "gateway_serve did not come up"
-        time.sleep(0.1)
-    yield {"url": url, "token": token, "env": env, "process": process}
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    with ServedGateway(env, workers=2, start_timeout=30) as served:
+        yield {"url": served.url, "token": token, "env": env, "served": served}
 
 
 def test_gateway_serve_answers_the_sdk_and_flushes_logs_on_shutdown(served_gateway: dict) -> None:
@@ -78,10 +42,7 @@ def test_gateway_serve_answers_the_sdk_and_flushes_logs_on_shutdown(served_gatew
     streamed = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "yo"}],
                                               stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "Echo: yo"
-    process = served_gateway["process"]
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    output = process.stdout.read()
+    output = served_gateway["served"].stop()  # SIGTERM; it must end within 30 s
     assert "Next steps" in output and "createsuperuser" in output
     count = manage(served_gateway["env"], "shell", "-c",
                    "from gateway.models import RequestLog; print(RequestLog.objects.filter(status_code=200).count())")

@@ -8,9 +8,6 @@ separate processes that must share the test's own database and the Redis the lim
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,34 +20,13 @@ import pytest
 from gateway.models import ApiToken, RequestLog
 from tests.conftest import make_model, make_provider, make_token
 from tests.gateway.access.conftest import clean_redis
-from tests.gateway.test_serve import ROOT, free_port
+from tests.servers import ServedGateway
 
 REQUESTS = 40
 RPM = 12
 # $1 per million tokens either way, at most 20 output tokens: "hi" reserves its prompt estimate plus 20
 # tokens (a few 1e-5 USD) and costs less once answered, so this budget lets some requests through only.
 BUDGET = Decimal("0.0001")
-
-
-def _start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "manage.py", "gateway_serve", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_healthy(process: subprocess.Popen, url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "gateway_serve did not come up"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -67,21 +43,14 @@ def two_gateways(transactional_db: None, redis_url: str, fake_openai) -> Iterato
            "REDIS_URL": redis_url, "GATEWAY_LOG_FLUSH_SECONDS": "0.2", "GATEWAY_CACHE_SECONDS": "1"}
     for name in ("DJANGO_DEBUG", "GATEWAY_LIMITS_STORE"):
         env.pop(name, None)
-    started = [_start(env) for _ in range(2)]  # both start (and migrate) at once
+    started = [ServedGateway(env, workers=2).launch() for _ in range(2)]  # both start (and migrate) at once
     try:
-        for process, url in started:
-            _wait_healthy(process, url)
-        yield [url for _, url in started]
+        for served in started:
+            served.wait_healthy()
+        yield [served.url for served in started]
     finally:
-        for process, _ in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, _ in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for served in started:
+            served.stop(check=False)  # (killed if need be: each is stopped, and Redis cleaned, whatever happens)
         clean_redis(redis_url)
 
 

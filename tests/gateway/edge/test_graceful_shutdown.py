@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ import orjson
 import pytest
 
 from tests.conftest import UPSTREAM_KEY
-from tests.gateway.test_serve import ROOT, free_port, manage
+from tests.servers import ServedGateway, manage
 
 GRACE = 3
 LONG_STREAMS = 4
@@ -28,7 +27,7 @@ SENDERS = 8
 
 
 @pytest.fixture
-def loaded_gateway(tmp_path: Path, fake_openai) -> dict:
+def loaded_gateway(tmp_path: Path, fake_openai) -> Iterator[dict]:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3", "GATEWAY_GRACEFUL_TIMEOUT": str(GRACE),
            "GATEWAY_LOG_SPOOL_PATH": str(tmp_path / "spool.jsonl")}
     env.pop("REDIS_URL", None)
@@ -43,26 +42,10 @@ def loaded_gateway(tmp_path: Path, fake_openai) -> dict:
     manage(env, "migrate", "--noinput")
     manage({**env, "FAKE_KEY": UPSTREAM_KEY}, "gateway_apply", str(config))
     token = manage(env, "gateway_token", "create", "--name", "load").strip().splitlines()[-1]
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "manage.py", "gateway_serve", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "gateway_serve did not come up"
-        time.sleep(0.1)
-    fake_openai.event_delay = 0.05  # a stream of n words lasts about n * 50 ms
-    yield {"url": url, "port": port, "token": token, "env": env, "process": process, "db": tmp_path / "gateway.sqlite3"}
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with ServedGateway(env, workers=2) as served:
+        fake_openai.event_delay = 0.05  # a stream of n words lasts about n * 50 ms
+        yield {"url": served.url, "port": served.port, "token": token, "env": env, "served": served,
+               "db": tmp_path / "gateway.sqlite3"}
 
 
 def one_request(url: str, token: str, stream: bool, words: int) -> str:
@@ -110,7 +93,8 @@ def refuses_connections(port: int) -> bool:
 
 
 def test_sigterm_under_load_finishes_or_cuts_every_request_with_a_word_and_logs_each(loaded_gateway: dict) -> None:
-    url, token, process = loaded_gateway["url"], loaded_gateway["token"], loaded_gateway["process"]
+    url, token, served = loaded_gateway["url"], loaded_gateway["token"], loaded_gateway["served"]
+    process = served.process
     outcomes: list[tuple[str, str]] = []  # (kind, outcome)
     lock = threading.Lock()
     stop = threading.Event()
@@ -147,7 +131,7 @@ def test_sigterm_under_load_finishes_or_cuts_every_request_with_a_word_and_logs_
     for thread in threads:
         thread.join(timeout=60)
     assert time.monotonic() - signalled < GRACE + 15
-    output = process.stdout.read()
+    output = served.output()
 
     seen = Counter(outcome for _, outcome in outcomes)
     assert seen["broken"] == 0, outcomes

@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +15,8 @@ import httpx
 import pytest
 from django.contrib.staticfiles import finders
 
-from tests.gateway.test_serve import free_port
+from tests.servers import ROOT, ServedGateway
 
-ROOT = Path(__file__).resolve().parents[3]
 HOST = "gw.example.com"
 # What a TLS-terminating proxy on the same machine sends (uvicorn trusts 127.0.0.1's X-Forwarded-Proto).
 BEHIND_TLS = {"Host": HOST, "X-Forwarded-Proto": "https"}
@@ -33,24 +30,10 @@ def production_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def production_gateway(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "manage.py", "gateway_serve", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "1", "--no-defaults"], cwd=ROOT, env=production_env(tmp_path),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # migrate and collectstatic first: seconds on a busy machine
-    while True:
-        try:
-            if httpx.get(f"{url}/health", headers={"Host": HOST}, timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "gateway_serve did not come up"
-        time.sleep(0.2)
-    yield url
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    # 120 s to answer: it migrates and collects the static files first (seconds on a busy machine).
+    with ServedGateway(production_env(tmp_path), args=["--no-defaults"], health_headers={"Host": HOST},
+                       start_timeout=120) as served:
+        yield served.url
 
 
 def test_in_production_the_admins_css_is_served_by_the_gateway_and_cached_for_good(production_gateway: str,

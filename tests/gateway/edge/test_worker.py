@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +11,7 @@ import pytest
 from uvicorn.protocols.utils import get_path_with_query_string
 
 from gateway.edge.worker import RedactQueryToken
-from tests.gateway.test_serve import ROOT, free_port, manage
+from tests.servers import ServedGateway, manage
 
 
 def access_record(path_with_query: str) -> logging.LogRecord:
@@ -48,27 +44,11 @@ def test_the_served_gateways_debug_access_log_has_no_token(tmp_path: Path) -> No
     env.pop("REDIS_URL", None)
     manage(env, "migrate", "--noinput")
     token = manage(env, "gateway_token", "create", "--name", "debug").strip().splitlines()[-1]
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "manage.py", "gateway_serve", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "1", "--no-defaults"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "gateway_serve did not come up"
-            time.sleep(0.1)
-        assert httpx.get(f"{url}/v1/models?auth%5Ftoken={token}").status_code == 200  # accepted, so: a secret
-        unknown = httpx.get(f"{url}/v1/nothing?auth%5Ftoken={token}&auth_token={token}")
+    with ServedGateway(env, args=["--no-defaults"], start_timeout=30) as served:
+        assert httpx.get(f"{served.url}/v1/models?auth%5Ftoken={token}").status_code == 200  # accepted: a secret
+        unknown = httpx.get(f"{served.url}/v1/nothing?auth%5Ftoken={token}&auth_token={token}")
         assert unknown.status_code == 404 and token not in unknown.text
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=30)[0]
+    output = served.output()  # (all of it: leaving the block stopped the server)
     assert "GET /v1/models?auth%5Ftoken=[redacted]" in output, output[-2000:]
     assert "/v1/nothing?auth%5Ftoken=[redacted]&auth_token=[redacted]" in output
     assert token not in output

@@ -15,8 +15,8 @@ from gateway.usage import metrics
 from gateway.usage.metrics import Observation
 from gateway.usage.observer import observer
 from tests.conftest import make_model, make_provider, make_token
-from tests.gateway.test_serve import free_port
 from tests.gateway.usage.metrics_scrape import METRICS_ON, Samples, label_values, scrape, value
+from tests.servers import free_port
 
 pytestmark = pytest.mark.usefixtures("_metrics_on")
 CHAT = "chat.completions"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,14 +16,14 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.conftest import UPSTREAM_KEY
-from tests.gateway.test_serve import ROOT, free_port, manage
 from tests.gateway.usage.metrics_scrape import METRICS_TOKEN, scrape, value
+from tests.servers import ServedGateway, manage
 
 WORKERS = 2
 
 
 @pytest.fixture
-def metered_gateway(tmp_path: Path, fake_openai) -> dict:
+def metered_gateway(tmp_path: Path, fake_openai) -> Iterator[dict]:
     metrics_dir = tmp_path / "metrics"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3", "GATEWAY_METRICS": "true",
            "GATEWAY_METRICS_TOKEN": METRICS_TOKEN, "GATEWAY_METRICS_DIR": str(metrics_dir),
@@ -46,26 +45,8 @@ def metered_gateway(tmp_path: Path, fake_openai) -> dict:
     manage(env, "migrate", "--noinput")
     manage({**env, "FAKE_KEY": UPSTREAM_KEY}, "gateway_apply", str(config))
     token = manage(env, "gateway_token", "create", "--name", "metered").strip().splitlines()[-1]
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "manage.py", "gateway_serve", "--bind", f"127.0.0.1:{port}",
-                                    "--workers", str(WORKERS)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "gateway_serve did not come up"
-        time.sleep(0.1)
-    yield {"url": url, "token": token, "process": process, "log": log, "dir": metrics_dir}
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    with ServedGateway(env, workers=WORKERS, start_timeout=30) as served:
+        yield {"url": served.url, "token": token, "served": served, "dir": metrics_dir}
 
 
 def chat(url: str, token: str) -> str:
@@ -119,7 +100,7 @@ def test_every_worker_counts_in_each_scrape_and_each_call_has_a_json_line(metere
     assert [requests_total(url) for _ in range(6)] == [len(ids)] * 6
 
     # A worker that dies keeps its counts; its live gauges go with it.
-    victim = workers_of(metered_gateway["process"].pid)[0]
+    victim = workers_of(metered_gateway["served"].process.pid)[0]
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 15
     while (metrics_dir / f"gauge_livesum_{victim}.db").exists() and time.monotonic() < deadline:
@@ -128,12 +109,9 @@ def test_every_worker_counts_in_each_scrape_and_each_call_has_a_json_line(metere
     ids.append(chat(url, token))
     assert settled_total(url, len(ids)) == len(ids)
 
-    process = metered_gateway["process"]
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    output = metered_gateway["served"].stop()  # SIGTERM; it must end within 30 s
     assert not list(metrics_dir.glob("*.db"))  # tidied at exit
 
-    output = metered_gateway["log"].read_text()
     assert token not in output and token[12:] not in output and UPSTREAM_KEY not in output
     lines = [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
     calls = [line for line in lines if line["logger"] == "gateway.requests"]
