@@ -8,12 +8,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from gateway import provider_keys
+from gateway.admin import provider_options
 from gateway.models import ProviderAccount
 from gateway.routing.cooldowns import cooldowns
 from gateway.routing.provider_check import check_connection
@@ -31,16 +33,41 @@ class ProviderAccountForm(forms.ModelForm):
 
     class Meta:
         model = ProviderAccount
-        fields = ("name", "kind", "base_url", "api_key", "clear_api_key", "options", "connect_timeout",
+        fields = ("name", "kind", "base_url", "api_key", "clear_api_key", "connect_timeout",
                   "first_byte_timeout", "read_timeout", "cooldown_failures", "cooldown_window_seconds", "cooldown_seconds", "active")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        stored = self.instance.options
+        self.stored_options: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+        for name, value in provider_options.initial(self.stored_options).items():
+            self.initial.setdefault(name, value)
         if "base_url" in self.fields:
             defaults = "; ".join(f"{kind}: {default_base_url(kind) or 'none, required'}" for kind, _ in kind_choices())
             self.fields["base_url"].help_text = (
                 "The part of the provider's URL before the endpoint path (the gateway appends e.g. "
                 f"/chat/completions). Empty: the kind's default ({defaults}).")
+
+    def clean(self) -> dict[str, Any]:
+        """The selected kind's options (and the other ones typed as JSON) become the account's options;
+        the model's ``clean`` then checks the required ones."""
+        cleaned = super().clean()
+        if cleaned.get("kind"):
+            self.instance.options = provider_options.read(self, cleaned["kind"], self.stored_options)
+        return cleaned
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        """The model's errors about one option go to that option's field (not a field of this form's
+        model fields, where Django would refuse them)."""
+        found = getattr(errors, "error_dict", {})
+        if "options" in found:
+            kind = self.cleaned_data.get("kind", "")
+            for error in found.pop("options"):
+                target = provider_options.field_name(kind, (error.params or {}).get("option", ""))
+                self.add_error(target if target in self.fields else provider_options.OTHER, error)
+            if not found:
+                return
+        super()._update_errors(errors)
 
     def save(self, commit: bool = True) -> ProviderAccount:
         account = super().save(commit=False)
@@ -52,6 +79,13 @@ class ProviderAccountForm(forms.ModelForm):
             account.save()
         return account
 
+
+# Declared, not added in __init__: the admin's fieldsets may name only fields the form class declares.
+ProviderAccountForm.base_fields.update(provider_options.option_fields())
+ProviderAccountForm.declared_fields.update(provider_options.option_fields())
+OPTION_FIELDS = tuple(name for name in ProviderAccountForm.declared_fields if name.startswith(provider_options.PREFIX))
+OPTIONS_HELP = ("What the selected kind reads besides its key and URL (with JavaScript off, every kind's options "
+                "are listed, each labelled with its kind; only the selected kind's are saved).")
 
 _page = threading.local()  # the cooldowns read once for the page being rendered (a list shows many accounts)
 
@@ -76,7 +110,18 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     list_filter = ("kind", "active")
     search_fields = ("name",)
     readonly_fields = ("key", "last_success_at", "last_error_at", "last_error", "in_cooldown", "created_at")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "base_url", "api_key", "clear_api_key", "active")}),
+        ("Options", {"fields": OPTION_FIELDS, "description": OPTIONS_HELP, "classes": ("provider-options",)}),
+        ("Other options", {"fields": (provider_options.OTHER,), "classes": ("collapse",)}),
+        ("Timeouts and cooldowns", {"fields": ("connect_timeout", "first_byte_timeout", "read_timeout",
+                                               "cooldown_failures", "cooldown_window_seconds", "cooldown_seconds")}),
+        ("Health", {"fields": readonly_fields}),
+    )
     actions = ("check_connection_action",)
+
+    class Media:
+        js = ("gateway/admin/provider_options.js",)  # shows only the selected kind's options
 
     @admin.display(description="stored key")
     def key(self, obj: ProviderAccount) -> str:

@@ -17,7 +17,7 @@ SEED_MODELS = ["@cf/meta/llama-4-scout-17b-16e-instruct", "gpt-4", "gpt-3.5-turb
 
 
 def load_defaults(**env: str) -> routing.Registry:
-    apply(load(DEFAULTS), environ=env)
+    apply(load(DEFAULTS), environ=env, placeholders=True)
     return routing.load_registry()
 
 
