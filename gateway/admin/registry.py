@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
@@ -33,7 +33,7 @@ class PriceSourceFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[ModelEntry]) -> QuerySet[ModelEntry]:
         if not self.value():
             return queryset
-        ids = [m.id for m in queryset.prefetch_related("deployments")
+        ids = [m.id for m in queryset  # (ModelEntryAdmin.get_queryset prefetches the deployments)
                if m.pricing().state(needs_output=not m.embeddings) == self.value()]
         return queryset.filter(id__in=ids)
 
@@ -52,8 +52,8 @@ class ModelEntryForm(forms.ModelForm):
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
     form = ModelEntryForm
-    list_display = ("name", "is_pattern", "context_window", "input_price", "cached_input_price", "output_price",
-                    "prices", "is_default", "active")
+    list_display = ("name", "is_pattern", "deployments_shown", "context_window", "input_price", "cached_input_price",
+                    "output_price", "prices", "is_default", "active")
     list_filter = ("active", "is_default", PriceSourceFilter)
     search_fields = ("name", "description")
     readonly_fields = ("effective_prices",)
@@ -62,7 +62,16 @@ class ModelEntryAdmin(admin.ModelAdmin):
     PRICE_MARKS = {"price_list": "{} (list)", "input_price": "{} (= input)"}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelEntry]:
-        return super().get_queryset(request).prefetch_related("deployments")
+        # The deployments and their accounts in two queries for the whole page (the list shows both).
+        return super().get_queryset(request).prefetch_related(
+            Prefetch("deployments", queryset=Deployment.objects.select_related("provider")))
+
+    @admin.display(description="deployments")
+    def deployments_shown(self, obj: ModelEntry) -> str:
+        """Each deployment in the order they are tried: account → upstream model (inactive ones marked)."""
+        rows = [(dep.provider.name, dep.upstream_model or "(requested name)", "" if dep.active else " (inactive)")
+                for dep in sorted(obj.deployments.all(), key=lambda d: (d.priority, d.id))]
+        return format_html_join("", "<div>{} → {}{}</div>", rows) if rows else "none"
 
     @admin.display(boolean=True, description="pattern")
     def is_pattern(self, obj: ModelEntry) -> bool:

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
+from gateway.admin import spend
 from gateway.conf import gateway_settings
 from gateway.models import ANONYMOUS_DIGEST, ApiToken, Limited, ModelEntry, Team
 from gateway.routing import patterns
@@ -65,19 +66,30 @@ class LimitsForm(forms.ModelForm):
         return self.cleaned_data.get("budget_period") or "total"
 
 
+@admin.display(description=spend.HELP, ordering=spend.SPEND)
+def period_spend(obj: Limited) -> str:
+    """The logged spend in the row's budget period (this month without a budget): gateway/admin/spend.py."""
+    return spend.shown(obj)
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     form = LimitsForm
-    list_display = ("name", "description", limits, "created_at")
+    list_display = ("name", "description", limits, period_spend, "created_at")
     search_fields = ("name",)
     fieldsets = ((None, {"fields": ("name", "description")}),
                  ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
+        return spend.with_spend(super().get_queryset(request), "team_id")
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     form = LimitsForm
-    list_display = ("name", "prefix", "team", "active", limits, "expires_at", "last_used_at", "created_at")
+    list_display = ("name", "prefix", "team", "active", limits, period_spend, "expires_at", "last_used_at",
+                    "created_at")
+    list_select_related = ("team",)
     list_filter = ("active", "team")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "last_used_at")
@@ -85,6 +97,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
                                     "created_at", "last_used_at")}),
                  ("Limits", {"fields": Limited.LIMIT_FIELDS, "description": LIMITS_HELP}))
     actions = ("revoke",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        return spend.with_spend(super().get_queryset(request), "token_id")
 
     def get_fieldsets(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
         if obj is None or not obj.is_anonymous:
