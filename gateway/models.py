@@ -224,7 +224,7 @@ class ProviderAccount(models.Model):
             problem = spec.problem(options.get(spec.name))
             if problem is not None:
                 errors.setdefault("options", []).append(ValidationError(
-                    "%(option)s: %(problem)s", code="invalid_option", params={"option": spec.name, "problem": problem}))
+                    "%(problem)s", code="invalid_option", params={"option": spec.name, "problem": problem}))
         if not isinstance(self.options, dict):
             errors.setdefault("options", []).append(ValidationError("must be a mapping of option names to values"))
         if errors:
