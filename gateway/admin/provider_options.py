@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.utils.html import escape
 
 from providers.base import BOOL, HEADERS, OptionSpec
 from providers.registry import kind_choices, option_specs
@@ -78,15 +79,14 @@ def _empty(spec: OptionSpec) -> Any:
 
 def form_field(kind_label: str, spec: OptionSpec, kind: str) -> forms.Field:
     attrs = {"data-provider-kind": kind}
-    label = f"{spec.label} ({kind_label})"
-    help_text = f"{spec.help} Option {spec.name}."
+    label = f"{spec.label} ({kind_label}{', required' if spec.required else ''})"
+    help_text = escape(f"{spec.help} Option {spec.name}.")  # (the admin renders help text as HTML)
     if spec.type == BOOL:
         return forms.BooleanField(required=False, label=label, help_text=help_text,
                                   widget=forms.CheckboxInput(attrs=attrs))
     if spec.type == HEADERS:
         return forms.CharField(required=False, label=label, help_text=f"{help_text} One \"Name: value\" per line.",
                                widget=forms.Textarea(attrs={**attrs, "rows": 3, "cols": 60}))
-    label = label + (" (required)" if spec.required else "")
     return forms.CharField(required=False, label=label, help_text=help_text, strip=True,
                            widget=forms.TextInput(attrs={**attrs, "class": "vTextField"}))
 

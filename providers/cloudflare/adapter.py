@@ -47,8 +47,8 @@ class CloudflareAdapter(ChatOnlyAdapter):
     label = LABEL
     default_base_url = "https://api.cloudflare.com/client/v4"
     chat_parameters = PARAMETERS
-    ACCOUNT_ID = OptionSpec("account_id", "Account ID", "The Cloudflare account whose Workers AI answers (the id in "
-                            "the dashboard's URL, dash.cloudflare.com/<account id>). Every request fails without it.",
+    ACCOUNT_ID = OptionSpec("account_id", "Account ID", "The Cloudflare account whose Workers AI answers: the id "
+                            "after dash.cloudflare.com/ in the dashboard's URL. Every request fails without it.",
                             required=True)
     option_specs = (ACCOUNT_ID,)
 

@@ -49,7 +49,7 @@ def test_a_cloudflare_account_without_its_account_id_is_refused_on_that_field(ad
 def test_the_form_has_each_kinds_options_marked_with_their_kind_and_the_script_that_shows_one_kind(
         admin_client: Client) -> None:
     page = admin_client.get(reverse(ADD)).content.decode()
-    assert 'data-provider-kind="cloudflare"' in page and "Account ID (Cloudflare Workers AI) (required)" in page
+    assert 'data-provider-kind="cloudflare"' in page and "Account ID (Cloudflare Workers AI, required)" in page
     assert "Organization (OpenAI)" in page and "Organization (OpenAI-compatible)" in page
     assert 'type="checkbox" name="options__openai__stream_usage"' in page
     assert '<textarea name="options__anthropic__headers"' in page and "Other options (JSON)" in page
