@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from gateway import crypto, provider_keys
 from gateway.usage import prices
-from gateway.validators import split_names, validate_base_url, validate_model_name
+from gateway.validators import option_errors, split_names, validate_base_url, validate_model_name
 from providers.base import Account
-from providers.registry import UnknownKind, adapter_class, kind_choices, missing_options, option_specs
+from providers.registry import UnknownKind, adapter_class, kind_choices, missing_options
 
 BUDGET_PERIODS = [("total", "total (never resets)"), ("daily", "daily"), ("weekly", "weekly (from Monday)"),
                   ("monthly", "monthly")]
@@ -155,7 +155,6 @@ class ApiToken(Limited):
         return [item.strip() for item in re.split(r"[,\n]", self.allowed_models) if item.strip()]
 
 
-REQUIRED_OPTION = "required_option"  # the code of ProviderAccount.clean's error for a missing required option
 # Seconds: at least 10 ms, at most a day.
 TIMEOUT_VALIDATORS = [MinValueValidator(0.01), MaxValueValidator(86400.0)]
 
@@ -215,18 +214,8 @@ class ProviderAccount(models.Model):
             errors["base_url"] = [ValidationError(
                 "This kind has no default URL: enter the server's base URL, the part before /chat/completions "
                 "(e.g. http://localhost:11434/v1).")]
-        options = self.options if isinstance(self.options, dict) else {}
-        for spec in missing_options(self.kind, options):
-            errors.setdefault("options", []).append(ValidationError(
-                "%(label)s (%(option)s) is required for this kind: %(help)s", code=REQUIRED_OPTION,
-                params={"label": spec.label, "option": spec.name, "help": spec.help}))
-        for spec in option_specs(self.kind):
-            problem = spec.problem(options.get(spec.name))
-            if problem is not None:
-                errors.setdefault("options", []).append(ValidationError(
-                    "%(problem)s", code="invalid_option", params={"option": spec.name, "problem": problem}))
-        if not isinstance(self.options, dict):
-            errors.setdefault("options", []).append(ValidationError("must be a mapping of option names to values"))
+        if found := option_errors(self.kind, self.options):
+            errors["options"] = found
         if errors:
             raise ValidationError(errors)
 

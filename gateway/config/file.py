@@ -26,14 +26,13 @@ from gateway.access.windows import PERIODS
 from gateway.models import (
     ANONYMOUS_DIGEST,
     ANONYMOUS_NAME,
-    REQUIRED_OPTION,
     ApiToken,
     Deployment,
     ModelEntry,
     ProviderAccount,
     Team,
 )
-from gateway.validators import fallback_problems
+from gateway.validators import REQUIRED_OPTION, fallback_problems
 from providers.registry import ADAPTERS
 
 TEAM_KEYS = {"name", "description", "rpm", "tpm", "parallel", "budget", "budget_period"}
