@@ -85,7 +85,7 @@ class Command(BaseCommand):
             summary = apply(load(DEFAULTS), placeholders=True)
             self.stdout.write(f"First start: loaded the default registry (gateway/config/defaults/{DEFAULTS.name}: "
                               "its provider accounts and models).")
-            for note in summary.notes:  # e.g. the Cloudflare account without CLOUDFLARE_ACCOUNT_ID
+            for note in summary.notes:  # a default account whose required option was not in the environment
                 self.stdout.write(f"  Not configured yet (set it in the admin): {note}")
         if options["prepare_only"]:
             return
