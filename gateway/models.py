@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from gateway import crypto, provider_keys
 from gateway.usage import prices
-from gateway.validators import split_names, validate_base_url, validate_model_name
+from gateway.validators import option_errors, split_names, validate_base_url, validate_model_name
 from providers.base import Account
-from providers.registry import UnknownKind, adapter_class, kind_choices
+from providers.registry import UnknownKind, adapter_class, kind_choices, missing_options
 
 BUDGET_PERIODS = [("total", "total (never resets)"), ("daily", "daily"), ("weekly", "weekly (from Monday)"),
                   ("monthly", "monthly")]
@@ -168,7 +168,9 @@ class ProviderAccount(models.Model):
         blank=True, max_length=500, validators=[validate_base_url], help_text="Empty: the kind's default URL."
     )
     api_key_encrypted = models.TextField(blank=True, editable=False)
-    options = models.JSONField(default=dict, blank=True, help_text='Kind-specific, e.g. {"account_id": "..."}')
+    options = models.JSONField(default=dict, blank=True,
+                               help_text="Kind-specific settings: the options each kind declares (providers/), and any "
+                                         "other key, passed to the adapter as it is.")
     # A hung upstream holds a client no longer than these (then 504, or an error event mid-stream).
     connect_timeout = models.FloatField(default=10.0, validators=TIMEOUT_VALIDATORS,
                                         help_text="Seconds to open a connection.")
@@ -205,10 +207,17 @@ class ProviderAccount(models.Model):
         return f"{self.name} ({self.kind})"
 
     def clean(self) -> None:
-        """A kind without a default URL (any OpenAI-compatible server) cannot be called without one."""
+        """A kind without a default URL (any OpenAI-compatible server) cannot be called without one; nor
+        without an option its kind declares required (the error's ``params["option"]`` names it)."""
+        errors: dict[str, list[ValidationError]] = {}
         if not self.base_url and self.needs_base_url:
-            raise ValidationError({"base_url": "This kind has no default URL: enter the server's base URL, the "
-                                   "part before /chat/completions (e.g. http://localhost:11434/v1)."})
+            errors["base_url"] = [ValidationError(
+                "This kind has no default URL: enter the server's base URL, the part before /chat/completions "
+                "(e.g. http://localhost:11434/v1).")]
+        if found := option_errors(self.kind, self.options):
+            errors["options"] = found
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def needs_base_url(self) -> bool:
@@ -232,12 +241,15 @@ class ProviderAccount(models.Model):
 
     @property
     def is_configured(self) -> bool:
-        """Has what its kind needs to be called: a usable key, unless the kind works without one."""
+        """Has what its kind needs to be called: a base URL, its required options, and a usable key
+        unless the kind works without one."""
         try:
             cls = adapter_class(self.kind)
         except UnknownKind:
             return False
         if not self.base_url and not cls.default_base_url:
+            return False
+        if missing_options(self.kind, self.options if isinstance(self.options, dict) else {}):
             return False
         status = self.key_status
         return status == provider_keys.OK or (status == provider_keys.MISSING and not cls.requires_api_key)

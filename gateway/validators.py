@@ -1,12 +1,17 @@
-"""What a registry row's fields may hold: base URLs, model names, fallback lists (used by the models,
-their migrations, the admin and the config file)."""
+"""What a registry row's fields may hold: base URLs, model names, fallback lists, a provider account's
+options (used by the models, their migrations, the admin and the config file)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+
+from providers.registry import missing_options, option_specs
+
+REQUIRED_OPTION = "required_option"  # the code of the error for a missing required option
 
 
 def validate_base_url(value: str) -> None:
@@ -43,3 +48,19 @@ def fallback_problems(name: str, fallbacks: list[str], known: set[str]) -> list[
         elif fallback not in known:
             problems.append(f"No model named {fallback!r}.")
     return problems
+
+
+def option_errors(kind: str, options: Any) -> list[ValidationError]:
+    """What is wrong with a provider account's options for its kind: a required option missing (code
+    ``REQUIRED_OPTION``), a declared one of the wrong type; ``params["option"]`` names the option."""
+    if not isinstance(options, dict):
+        return [ValidationError("must be a mapping of option names to values")]
+    errors = [ValidationError("%(label)s (%(option)s) is required for this kind: %(help)s", code=REQUIRED_OPTION,
+                              params={"label": spec.label, "option": spec.name, "help": spec.help})
+              for spec in missing_options(kind, options)]
+    for spec in option_specs(kind):
+        problem = spec.problem(options.get(spec.name))
+        if problem is not None:
+            errors.append(ValidationError("%(problem)s", code="invalid_option",
+                                          params={"option": spec.name, "problem": problem}))
+    return errors

@@ -35,6 +35,48 @@ class Account:
     first_byte_timeout: float = 120.0  # from sending the request to the answer's first bytes
 
 
+TEXT, BOOL, HEADERS = "text", "bool", "headers"  # the kinds of value an account option holds
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One kind-specific setting of a provider account (a key of its ``options``), as an adapter class
+    declares it: the admin builds a form field from it and the configuration file checks it.
+
+    ``type``: ``TEXT`` (a string), ``BOOL`` (true or false) or ``HEADERS`` (a mapping of extra HTTP
+    header names to values). ``default`` is what the adapter uses when the key is absent.
+    """
+
+    name: str
+    label: str
+    help: str = ""
+    type: str = TEXT
+    required: bool = False
+    default: Any = None
+
+    def is_missing(self, options: Mapping[str, Any]) -> bool:
+        """Whether ``options`` lack a value for this option (absent, empty, or only spaces)."""
+        value = options.get(self.name)
+        return value is None or (isinstance(value, str) and not value.strip()) or value in ({}, [])
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` for this option's type (None: nothing)."""
+        if value is None:
+            return None
+        if self.type == BOOL and not isinstance(value, bool):
+            return "must be true or false"
+        if self.type == HEADERS and not (isinstance(value, Mapping) and all(isinstance(k, str) for k in value)):
+            return "must be a mapping of header names to values"
+        if self.type == TEXT and not isinstance(value, str):
+            return "must be a string (quote a value that looks like a number)"
+        return None
+
+
+# Several kinds send extra headers an account sets (a proxy's or a gateway's own, say).
+EXTRA_HEADERS = OptionSpec("headers", "Extra headers", "Added to every request to this account (they win over "
+                           "the gateway's own of the same name).", HEADERS)
+
+
 @dataclass
 class UpstreamRequest:
     method: str
@@ -149,6 +191,9 @@ class Adapter:
     # ``messages_request`` / ``count_tokens_request`` (the client's bytes forwarded, see
     # providers/messages/passthrough.py); every other adapter gets Messages through its chat methods.
     speaks_messages: ClassVar[bool] = False
+    # The account options this kind reads (``Account.options``): what the admin offers as fields and the
+    # configuration file checks. Keys no kind declares still reach the adapter as they are.
+    option_specs: ClassVar[tuple[OptionSpec, ...]] = ()
 
     def __init__(self, account: Account) -> None:
         self.account = account

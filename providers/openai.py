@@ -12,7 +12,17 @@ from typing import Any
 
 import orjson
 
-from providers.base import Adapter, ChatResult, ProviderError, StreamTranslator, UpstreamRequest, Usage
+from providers.base import (
+    BOOL,
+    EXTRA_HEADERS,
+    Adapter,
+    ChatResult,
+    OptionSpec,
+    ProviderError,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 from providers.errors import reads_upstream
 from providers.parameters import ParameterPolicy
 from providers.responses.passthrough import upstream_body
@@ -137,6 +147,16 @@ class OpenAIAdapter(Adapter):
     default_base_url = "https://api.openai.com/v1"
     # The upstream speaks the client's format: every field goes as it came, and the upstream judges it.
     chat_parameters = ParameterPolicy(unknown=None)
+    option_specs = (
+        OptionSpec("organization", "Organization", "Sent as the OpenAI-Organization header (an organization id, "
+                   "org-...). Empty: the key's default organization."),
+        OptionSpec("project", "Project", "Sent as the OpenAI-Project header (a project id, proj_...). Empty: the "
+                   "key's default project."),
+        OptionSpec("stream_usage", "Ask streams for their usage", "Adds stream_options.include_usage to streamed "
+                   "requests, so they are logged with their tokens and cost. Untick only for a server that "
+                   "refuses the field.", BOOL, default=True),
+        EXTRA_HEADERS,
+    )
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -217,6 +237,10 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     label = "OpenAI-compatible"
     default_base_url = ""
     requires_api_key = False
+    option_specs = (*OpenAIAdapter.option_specs,
+                    OptionSpec("responses", "Has the Responses API", "The server answers /responses itself (e.g. "
+                               "recent vLLM): /v1/responses requests are passed through. Unticked: they are "
+                               "translated through its chat completions.", BOOL, default=False))
 
     def serves_responses(self) -> bool:
         # Most OpenAI-compatible servers have only chat completions: Responses go through chat unless

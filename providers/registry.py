@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from providers.anthropic.adapter import AnthropicAdapter
-from providers.base import Account, Adapter
+from providers.base import Account, Adapter, OptionSpec
 from providers.cloudflare.adapter import CloudflareAdapter
 from providers.gemini.adapter import GeminiAdapter
 from providers.openai import OpenAIAdapter, OpenAICompatibleAdapter
@@ -33,3 +36,14 @@ def kind_choices() -> list[tuple[str, str]]:
 
 def default_base_url(kind: str) -> str:
     return adapter_class(kind).default_base_url
+
+
+def option_specs(kind: str) -> tuple[OptionSpec, ...]:
+    """The account options ``kind`` declares (``Adapter.option_specs``); none for an unknown kind."""
+    cls = ADAPTERS.get(kind)
+    return cls.option_specs if cls is not None else ()
+
+
+def missing_options(kind: str, options: Mapping[str, Any]) -> list[OptionSpec]:
+    """The required options of ``kind`` that ``options`` lack."""
+    return [spec for spec in option_specs(kind) if spec.required and spec.is_missing(options)]

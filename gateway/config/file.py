@@ -32,7 +32,7 @@ from gateway.models import (
     ProviderAccount,
     Team,
 )
-from gateway.validators import fallback_problems
+from gateway.validators import REQUIRED_OPTION, fallback_problems
 from providers.registry import ADAPTERS
 
 TEAM_KEYS = {"name", "description", "rpm", "tpm", "parallel", "budget", "budget_period"}
@@ -64,11 +64,15 @@ class ConfigError(Exception):
 class Summary:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was saved incomplete (placeholders)
 
     def __str__(self) -> str:
         parts = [f"created {len(self.created)}", f"updated {len(self.updated)}"]
         lines = [f"Applied: {', '.join(parts)}."]
         lines += [f"  + {name}" for name in self.created] + [f"  ~ {name}" for name in self.updated]
+        if self.notes:
+            lines.append("Not configured yet (set in the admin, Provider accounts; requests to them fail until then):")
+            lines += [f"  ! {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -106,6 +110,7 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.notes: list[str] = []  # what was applied incomplete (see ``apply``'s ``placeholders``)
 
     def items(self, document: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
         value = document.get(key, [])
@@ -144,13 +149,19 @@ class _Checker:
             return None
         return value
 
-    def model_errors(self, path: str, instance: Any, exclude: list[str]) -> None:
+    def model_errors(self, path: str, instance: Any, exclude: list[str], tolerate: tuple[str, ...] = ()) -> None:
+        """The row's own checks (``full_clean``) as problems; an error about one option (a provider
+        account's) is reported at ``path.options.<option>``. Errors whose code is in ``tolerate``
+        become notes instead (the account is saved, and the summary says what it lacks)."""
         try:
             instance.full_clean(exclude=exclude, validate_unique=False)
         except ValidationError as exc:
-            for name, messages in exc.message_dict.items():
-                for message in messages:
-                    self.problems.append(f"{path}.{name}: {message}")
+            for name, errors in exc.error_dict.items():
+                for error in errors:
+                    option = (error.params or {}).get("option")
+                    where = f"{path}.{name}.{option}" if option else f"{path}.{name}"
+                    line = f"{where}: {' '.join(error.messages)}"
+                    (self.notes if error.code in tolerate else self.problems).append(line)
 
 
 def _limits(check: _Checker, path: str, item: dict[str, Any], row: Team | ApiToken, counts: tuple[str, ...]) -> None:
@@ -212,7 +223,7 @@ def _anonymous(check: _Checker, item: Any) -> ApiToken | None:
     return row
 
 
-def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccount:
+def _provider(check: _Checker, path: str, item: dict[str, Any], placeholders: bool = False) -> ProviderAccount:
     check.keys(path, item, PROVIDER_KEYS, ("name", "kind"))
     for key in ("name", "kind", "base_url", "api_key"):
         check.typed(path, item, key, str, "a string")
@@ -231,7 +242,8 @@ def _provider(check: _Checker, path: str, item: dict[str, Any]) -> ProviderAccou
     for key in COOLDOWN_KEYS:  # `null`: the GATEWAY_COOLDOWN_* setting
         if key in item:
             setattr(account, key, item[key])
-    check.model_errors(path, account, exclude=["api_key_encrypted", "kind"])
+    check.model_errors(path, account, exclude=["api_key_encrypted", "kind"],
+                       tolerate=(REQUIRED_OPTION,) if placeholders else ())
     return account
 
 
@@ -296,8 +308,12 @@ def registry_is_empty() -> bool:
     return not ProviderAccount.objects.exists() and not ModelEntry.objects.exists()
 
 
-def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
-    """Validate the whole document, then apply it in one transaction."""
+def apply(document: Any, environ: Mapping[str, str] | None = None, placeholders: bool = False) -> Summary:
+    """Validate the whole document, then apply it in one transaction.
+
+    ``placeholders`` (the shipped defaults): a provider account that lacks an option its kind requires
+    is saved anyway, unconfigured (its requests fail until an admin sets it), and the summary's
+    ``notes`` say so; otherwise that is a problem like any other."""
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -310,7 +326,8 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
         check.problems.append(f"{key}: unknown section (expected {', '.join(SECTIONS)})")
     teams = [(path, item, _team(check, path, item)) for path, item in check.items(document, "teams")]
     anonymous = _anonymous(check, document["anonymous"]) if "anonymous" in document else None
-    providers = [(path, item, _provider(check, path, item)) for path, item in check.items(document, "providers")]
+    providers = [(path, item, _provider(check, path, item, placeholders))
+                 for path, item in check.items(document, "providers")]
     names = {str(item.get("name")) for _, item, _ in providers}
     names |= set(ProviderAccount.objects.values_list("name", flat=True))
     model_items = check.items(document, "models")
@@ -323,7 +340,7 @@ def apply(document: Any, environ: Mapping[str, str] | None = None) -> Summary:
     _duplicates(check, models)
     if check.problems:
         raise ConfigError(check.problems)
-    summary = Summary()
+    summary = Summary(notes=check.notes)
     with transaction.atomic():
         for _, _, team in teams:
             (summary.updated if team.pk else summary.created).append(f"team {team.name}")

@@ -1,5 +1,5 @@
 """/admin/usage/: the usage report (totals, a breakdown, per-day charts, CSV), staff only (wrapped in
-admin.site.admin_view in gateway/admin.py)."""
+admin.site.admin_view in gateway/admin/__init__.py)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,14 @@ import orjson
 
 from providers.anthropic.request import LABEL, PARAMETERS, request_body
 from providers.anthropic.response import ERRORS, AnthropicStream, completion
-from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
+from providers.base import (
+    EXTRA_HEADERS,
+    ChatResult,
+    OptionSpec,
+    ProviderError,
+    StreamTranslator,
+    UpstreamRequest,
+)
 from providers.completions import ChatOnlyAdapter
 from providers.errors import reads_upstream
 from providers.messages.passthrough import FORWARDED_HEADERS, PassthroughStream, message_usage, with_model
@@ -27,6 +34,13 @@ class AnthropicAdapter(ChatOnlyAdapter):
     label = LABEL
     chat_parameters = PARAMETERS
     default_base_url = "https://api.anthropic.com/v1"
+    option_specs = (
+        OptionSpec("anthropic_version", "API version", f"Sent as the anthropic-version header when the client sends "
+                   f"none. Empty: {API_VERSION}."),
+        OptionSpec("anthropic_beta", "Beta flags", "Sent as the anthropic-beta header (comma-separated flags, e.g. "
+                   "prompt-caching-2024-07-31), added to a Messages client's own."),
+        EXTRA_HEADERS,
+    )
 
     def headers(self) -> dict[str, str]:
         options = self.account.options

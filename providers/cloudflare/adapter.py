@@ -18,7 +18,7 @@ from urllib.parse import quote
 import orjson
 
 from providers import embeddings
-from providers.base import ChatResult, ProviderError, StreamTranslator, UpstreamRequest
+from providers.base import ChatResult, OptionSpec, ProviderError, StreamTranslator, UpstreamRequest
 from providers.cloudflare.request import LABEL, PARAMETERS, request_body
 from providers.cloudflare.response import (
     WORKERS_AI_DEFAULT_MAX_TOKENS,
@@ -47,6 +47,10 @@ class CloudflareAdapter(ChatOnlyAdapter):
     label = LABEL
     default_base_url = "https://api.cloudflare.com/client/v4"
     chat_parameters = PARAMETERS
+    ACCOUNT_ID = OptionSpec("account_id", "Account ID", "The Cloudflare account whose Workers AI answers: the id "
+                            "after dash.cloudflare.com/ in the dashboard's URL. Every request fails without it.",
+                            required=True)
+    option_specs = (ACCOUNT_ID,)
 
     @property
     def name(self) -> str:
@@ -56,8 +60,9 @@ class CloudflareAdapter(ChatOnlyAdapter):
         account_id = self.account.options.get("account_id")
         if not isinstance(account_id, str) or not account_id.strip():
             raise ProviderError(500, f"The Cloudflare provider account '{self.name}' has no account id: an "
-                                "administrator must set options {\"account_id\": \"...\"} in the admin.",
-                                "server_error", "provider_misconfigured")
+                                f"administrator must set its {self.ACCOUNT_ID.label} in the admin (Provider accounts "
+                                f"→ {self.name} → Options), or options.{self.ACCOUNT_ID.name} in the configuration "
+                                "file.", "server_error", "provider_misconfigured")
         return f"{self.base_url}/accounts/{quote(account_id.strip(), safe='')}"
 
     def headers(self) -> dict[str, str]:

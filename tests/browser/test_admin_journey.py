@@ -1,5 +1,6 @@
 """An admin's first day, in a real browser: log in, create a team with a budget and a token with an
-rpm limit (its secret shown exactly once), add a provider account (its key never shown again) and a
+rpm limit (its secret shown exactly once), add a provider account (only the selected kind's options
+shown; its key never shown again) and a
 model with a deployment, call /v1 with the token, find the calls in the request log, the usage
 report and the dashboard, revoke the token and see the next call refused."""
 
@@ -89,16 +90,28 @@ def test_an_admin_issues_a_token_and_reads_its_usage(live_gateway: LiveGateway, 
     assert secret not in visits.shot("token-created-reloaded")
     assert orm(lambda: list(ApiToken.objects.values_list("rpm", flat=True))) == [30]
 
-    # a provider account: the key typed in is never shown again
+    # a provider account: only the selected kind's options are shown (a Cloudflare account's id; OpenAI's
+    # organization, project, ...); the key typed in is never shown again
     visits.go(base, "/admin/gateway/provideraccount/add/", "provider-add")
     page.fill("#id_name", "openai-main")
+    page.select_option("#id_kind", "cloudflare")
+    visits.shot("provider-add-cloudflare-options")
+    assert page.is_visible("#id_options__cloudflare__account_id")
+    assert not page.is_visible("#id_options__openai__organization")
+    page.select_option("#id_kind", "gemini")  # no options: no Options section
+    assert not page.is_visible("#id_options__cloudflare__account_id") and not page.is_visible("fieldset.provider-options")
     page.select_option("#id_kind", "openai")
+    visits.shot("provider-add-openai-options")
+    assert page.is_visible("#id_options__openai__organization") and page.is_checked("#id_options__openai__stream_usage")
+    assert not page.is_visible("#id_options__cloudflare__account_id")
+    assert not page.is_visible("#id_options__openai_compatible__organization")
+    page.fill("#id_options__openai__organization", "org-journey")
     page.fill("#id_base_url", fake_openai.base_url)
     page.fill("#id_api_key", UPSTREAM_KEY)
     page.click("input[name=_save]")
     visits.shot("provider-list")
     account = orm(lambda: ProviderAccount.objects.get(name="openai-main"))
-    assert orm(account.get_api_key) == UPSTREAM_KEY
+    assert orm(account.get_api_key) == UPSTREAM_KEY and account.options == {"organization": "org-journey"}
     visits.go(base, f"/admin/gateway/provideraccount/{account.pk}/change/", "provider-change")
 
     # a model with a deployment on that account (the provider picked in the autocomplete widget)
@@ -131,7 +144,8 @@ def test_an_admin_issues_a_token_and_reads_its_usage(live_gateway: LiveGateway, 
     assert "web-app" in dashboard and "openai-main" in dashboard
 
     # revoked: the next call is refused
-    visits.go(base, "/admin/gateway/apitoken/", "token-list")
+    tokens = visits.go(base, "/admin/gateway/apitoken/", "token-list")
+    assert "Spend this period" in tokens and "this month" in tokens  # (no budget of its own: this month's)
     page.check("input[name=_selected_action]")
     page.select_option("select[name=action]", "revoke")
     page.click("button[name=index]")

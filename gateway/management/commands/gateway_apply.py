@@ -25,7 +25,7 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"{file}: no such file")
         try:
-            summary = apply(load(file))
+            summary = apply(load(file), placeholders=defaults)  # (the defaults' accounts may await their options)
         except ConfigError as exc:
             raise CommandError(f"{file} was not applied:\n" + "\n".join(f"  {p}" for p in exc.problems)) from exc
         self.stdout.write(str(summary))

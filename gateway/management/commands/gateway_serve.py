@@ -82,9 +82,11 @@ class Command(BaseCommand):
             call_command("collectstatic", interactive=False, verbosity=0)
             self.stdout.write(f"Static files collected into {settings.STATIC_ROOT}.")
         if not options["no_defaults"] and registry_is_empty():
-            apply(load(DEFAULTS))
+            summary = apply(load(DEFAULTS), placeholders=True)
             self.stdout.write(f"First start: loaded the default registry (gateway/config/defaults/{DEFAULTS.name}: "
                               "its provider accounts and models).")
+            for note in summary.notes:  # a default account whose required option was not in the environment
+                self.stdout.write(f"  Not configured yet (set it in the admin): {note}")
         if options["prepare_only"]:
             return
         self.next_steps(options["bind"])

@@ -171,3 +171,40 @@ def test_the_timeouts_are_set_from_the_file_and_checked(tmp_path: Path, monkeypa
     message = str(info.value)
     assert "providers[0].first_byte_timeout" in message and "providers[0].read_timeout: must be a number" in message
     assert not ProviderAccount.objects.filter(name="bad").exists()
+
+
+def test_a_provider_without_an_option_its_kind_requires_is_refused_with_its_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = "providers: [{name: cf, kind: cloudflare, api_key: cf-token}]\n"
+    with pytest.raises(CommandError, match=r"providers\[0\]\.options\.account_id: Account ID \(account_id\) is "
+                                           r"required for this kind"):
+        apply(write(tmp_path, missing), monkeypatch)
+    blank = "providers: [{name: cf, kind: cloudflare, options: {account_id: '  '}}]\n"
+    with pytest.raises(CommandError, match=r"options\.account_id: Account ID"):
+        apply(write(tmp_path, blank), monkeypatch)
+    numeric = "providers: [{name: cf, kind: cloudflare, options: {account_id: 12345}}]\n"
+    with pytest.raises(CommandError, match=r"options\.account_id: must be a string \(quote"):
+        apply(write(tmp_path, numeric), monkeypatch)
+    assert not ProviderAccount.objects.exists()
+    apply(write(tmp_path, "providers: [{name: cf, kind: cloudflare, options: {account_id: acc-1, extra: 1}}]\n"),
+          monkeypatch)
+    account = ProviderAccount.objects.get(name="cf")
+    assert account.options == {"account_id": "acc-1", "extra": 1}
+
+
+def test_declared_options_are_checked_against_their_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = "providers: [{name: o, kind: openai, options: {stream_usage: 'no', headers: [a, b]}}]\n"
+    with pytest.raises(CommandError) as info:
+        apply(write(tmp_path, bad), monkeypatch)
+    assert "providers[0].options.stream_usage: must be true or false" in str(info.value)
+    assert "providers[0].options.headers: must be a mapping of header names to values" in str(info.value)
+    assert not ProviderAccount.objects.exists()
+
+
+def test_the_shipped_defaults_may_leave_a_required_option_for_the_admin(tmp_path: Path) -> None:
+    out = io.StringIO()
+    call_command("gateway_apply", "--defaults", stdout=out)  # (no CLOUDFLARE_ACCOUNT_ID in the environment)
+    cloudflare = ProviderAccount.objects.get(name="cloudflare")
+    assert not cloudflare.is_configured
+    assert "providers[0].options.account_id: Account ID (account_id) is required" in out.getvalue()
+    assert "Not configured yet" in out.getvalue()

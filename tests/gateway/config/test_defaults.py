@@ -17,7 +17,7 @@ SEED_MODELS = ["@cf/meta/llama-4-scout-17b-16e-instruct", "gpt-4", "gpt-3.5-turb
 
 
 def load_defaults(**env: str) -> routing.Registry:
-    apply(load(DEFAULTS), environ=env)
+    apply(load(DEFAULTS), environ=env, placeholders=True)
     return routing.load_registry()
 
 
@@ -86,6 +86,8 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> str:
 def test_gateway_serve_loads_the_defaults_into_an_empty_database_only(monkeypatch: pytest.MonkeyPatch) -> None:
     first = serve(monkeypatch)
     assert "First start: loaded the default registry" in first and "Add a provider API key" in first
+    # the Cloudflare account waits for its account id (CLOUDFLARE_ACCOUNT_ID was not set): said, not refused
+    assert "Not configured yet (set it in the admin): providers[0].options.account_id: Account ID" in first
     assert ModelEntry.objects.filter(is_default=True).get().name == "@cf/meta/llama-4-scout-17b-16e-instruct"
     ModelEntry.objects.filter(name="gpt-4").delete()
     assert "First start" not in serve(monkeypatch)

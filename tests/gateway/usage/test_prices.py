@@ -170,7 +170,7 @@ def test_config_files_set_and_unset_the_cached_price_and_reapplying_changes_noth
 
 @pytest.mark.django_db
 def test_the_default_registrys_patterns_have_no_prices_of_their_own() -> None:
-    apply(load(DEFAULTS), environ={})
+    apply(load(DEFAULTS), environ={}, placeholders=True)
     for pattern in ModelEntry.objects.filter(name__contains="*"):
         assert pattern.pricing().state() == prices.LISTED, pattern.name
     assert ModelEntry.objects.get(name="gpt-4o").pricing().sources == (prices.ENTRY,) * 3

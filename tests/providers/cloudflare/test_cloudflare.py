@@ -79,6 +79,7 @@ def test_missing_account_id_is_a_configuration_error_naming_the_account() -> Non
             adapter(options).chat_request({"messages": USER}, SCOUT)
         assert info.value.status == 500 and info.value.code == "provider_misconfigured"
         assert "cf-main" in info.value.message and "account_id" in info.value.message
+        assert "Account ID in the admin (Provider accounts → cf-main → Options)" in info.value.message
     with pytest.raises(ProviderError):
         adapter({}).models_request()
 
