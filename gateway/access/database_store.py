@@ -5,7 +5,7 @@ parallel limit, whose requests in flight are ``LimitSlot`` rows. Each step is on
 worker thread, off the event loop: on SQLite every transaction is ``BEGIN IMMEDIATE`` (settings),
 so the steps of all the machine's workers run one after another; on PostgreSQL the counter rows are
 locked (``SELECT ... FOR UPDATE``, in key order) for the transaction. A budget counter that does
-not exist yet starts from the request log's spend for its period (``logged_spend``): a budget set
+not exist yet starts from the logged spend of its period (``logged_spend``): a budget set
 mid-month counts the month so far, and a Redis that lost its data starts again from the log.
 
 The statements are written out (a handful per step, with ``%s`` parameters, the same on SQLite and
@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from gateway.access.limits import BUDGET, Adjustments, Counter, Outcome, Store, units
 from gateway.conf import gateway_settings
@@ -34,12 +35,15 @@ T = TypeVar("T")
 
 
 def logged_spend(counter: Counter) -> int:
-    """The spend the request log holds for a budget counter's holder and period, in 1e-8 USD."""
-    from gateway.models import RequestLog
+    """The logged spend of a budget counter's holder in its period, in 1e-8 USD: from the daily sums the
+    log writer keeps with every row it writes (they outlive the raw rows the retention command
+    prunes). A period starts at midnight in TIME_ZONE, the sums' day boundary."""
+    from gateway.models import UsageDaily
 
-    rows = RequestLog.objects.filter(**{counter.limits.column: counter.limits.id})
+    rows = UsageDaily.objects.filter(**{counter.limits.column: counter.limits.id})
     if counter.since is not None:
-        rows = rows.filter(created_at__gte=datetime.fromtimestamp(counter.since, UTC))
+        start = datetime.fromtimestamp(counter.since, UTC).astimezone(timezone.get_default_timezone())
+        rows = rows.filter(day__gte=start.date())
     return units(rows.aggregate(spent=Sum("cost"))["spent"] or Decimal(0))
 
 

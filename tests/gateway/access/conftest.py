@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import openai
@@ -16,7 +18,8 @@ from gateway import crypto
 from gateway.access import authentication, limits, stores
 from gateway.access.limits import Need
 from gateway.access.redis_store import RedisStore
-from gateway.models import Team
+from gateway.models import RequestLog, Team
+from gateway.usage import log_writer
 from tests.conftest import LiveGateway, make_model, make_provider, make_token
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -81,6 +84,15 @@ class Limited:
                     await store.close()
 
         return asyncio.run(peek())[0]
+
+
+def logged(cost: str, created_at: datetime | None = None, **fields: object) -> None:
+    """An earlier request's row as the log writer writes it: the raw row and its daily sums (what a
+    budget starts from), together."""
+    row = {field.attname: field.get_default() for field in RequestLog._meta.concrete_fields if not field.primary_key}
+    row.update(created_at=created_at or datetime.now(UTC), request_id="earlier", endpoint="chat.completions",
+               status_code=200, cost=Decimal(cost), **fields)
+    log_writer._write([row])
 
 
 def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:

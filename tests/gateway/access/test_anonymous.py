@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import threading
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -21,7 +20,7 @@ from gateway.access import authentication
 from gateway.access.addresses import client_key
 from gateway.models import ANONYMOUS_DIGEST, ApiToken, RequestLog, UsageDaily
 from gateway.usage.report import usage_report
-from tests.gateway.access.conftest import Limited, eventually
+from tests.gateway.access.conftest import Limited, eventually, logged
 
 HELLO = [{"role": "user", "content": "hi"}]
 CHAT = {"model": "gpt-4o-mini", "messages": HELLO}
@@ -165,9 +164,7 @@ def test_parallel_per_client_address_holds_one_address_to_its_slots(anon: Limite
 
 def test_the_budget_counts_what_anonymous_requests_spent_before(anon: Limited) -> None:
     row = anonymous(budget=Decimal("0.01"))
-    RequestLog.objects.create(created_at=datetime.now(UTC), request_id="earlier", token_id=row.id,
-                              token_name="anonymous", endpoint="chat.completions", status_code=200,
-                              cost=Decimal("0.0095"))
+    logged("0.0095", token_id=row.id, token_name="anonymous")
     with pytest.raises(openai.RateLimitError) as info:
         sdk(anon).chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=50, extra_headers=NO_KEY)
     assert info.value.code == "insufficient_quota"
@@ -182,8 +179,8 @@ def test_requests_are_logged_aggregated_and_reported_as_anonymous(anon: Limited,
     assert call(anon, "POST", "chat/completions", CHAT).status_code == 429
     assert call(anon, "POST", "chat/completions", CHAT, {"Authorization": "Bearer sk-gw-wrong"}).status_code == 401
     anon.gateway.flush_logs()
-    logged = sorted(RequestLog.objects.values_list("status_code", "token_id", "token_name"))
-    assert logged == [(200, row.id, "anonymous"), (401, None, ""), (429, row.id, "anonymous")]
+    rows = sorted(RequestLog.objects.values_list("status_code", "token_id", "token_name"))
+    assert rows == [(200, row.id, "anonymous"), (401, None, ""), (429, row.id, "anonymous")]
     daily = UsageDaily.objects.filter(token_id=row.id)  # (the 429 never reached a provider: a row of its own)
     assert {d.token_name for d in daily} == {"anonymous"} and sum(d.requests for d in daily) == 2
     today = timezone.localdate()

@@ -18,8 +18,7 @@ from rest_framework.views import APIView
 
 from gateway.access import authentication, stores
 from gateway.access.policy import TokenLimits
-from gateway.models import RequestLog
-from tests.gateway.access.conftest import UNITS_PER_TOKEN, Limited, eventually
+from tests.gateway.access.conftest import UNITS_PER_TOKEN, Limited, eventually, logged
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -107,8 +106,7 @@ def test_a_teams_parallel_limit_covers_all_its_tokens(limited: Limited) -> None:
 
 
 def spend(token_id: int | None, cost: str, team_id: int | None = None) -> None:
-    RequestLog.objects.create(created_at=datetime.now(UTC), request_id="earlier", token_id=token_id,
-                              team_id=team_id, endpoint="chat.completions", status_code=200, cost=Decimal(cost))
+    logged(cost, token_id=token_id, team_id=team_id)
 
 
 def test_an_exhausted_budget_is_insufficient_quota_through_the_sdk(limited: Limited) -> None:

@@ -23,7 +23,7 @@ from gateway.access.database_store import DatabaseStore
 from gateway.access.limits import Counter, Limits, Need, Store
 from gateway.access.redis_store import RedisStore
 from gateway.models import RequestLog
-from tests.gateway.access.conftest import clean_redis
+from tests.gateway.access.conftest import clean_redis, logged
 
 NOW = 1_900_000_000.0  # a fixed instant: 2030-03-17 17:46:40 UTC
 ROOT = Path(__file__).resolve().parents[3]
@@ -106,17 +106,18 @@ def test_settlement_corrects_counts_never_below_zero_and_never_revives_a_window(
 
 
 def log_spend(token_id: int, cost: str, created_at: float) -> None:
-    RequestLog.objects.create(created_at=datetime.fromtimestamp(created_at, UTC),
-                              request_id="r", token_id=token_id, endpoint="chat.completions", status_code=200,
-                              cost=Decimal(cost))
+    logged(cost, datetime.fromtimestamp(created_at, UTC), token_id=token_id)
 
 
-def test_a_new_budget_window_starts_from_the_request_logs_spend(store: Store) -> None:
+@pytest.mark.parametrize("pruned", [False, True], ids=["raw rows kept", "raw rows pruned"])
+def test_a_new_budget_window_starts_from_the_logged_spend(store: Store, pruned: bool) -> None:
     holder = Limits("token", 41, "t", budget=Decimal(1), budget_period="daily")
     label, start, end = limits.windows.period("daily", NOW)
     log_spend(41, "0.5", start + 10)
     log_spend(41, "7", start - 10)  # the day before: not this period's
     log_spend(42, "7", start + 10)  # another token
+    if pruned:  # the retention command deletes raw rows; the daily sums stay, and so does the spend
+        RequestLog.objects.all().delete()
 
     def budget(amount: int) -> Counter:
         return limits.counters((holder,), Need(cost=amount), NOW, lease=60)[0]
