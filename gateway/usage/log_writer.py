@@ -319,17 +319,32 @@ class RequestLogWriter:
 
 
 def _insert_statement() -> tuple[str, list[str]]:
+    """The statement that adds a batch's rows (on PostgreSQL a COPY) and the row keys it takes, in order."""
     from gateway.models import RequestLog
 
     fields = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
+    table, columns = qn(RequestLog._meta.db_table), ", ".join(qn(f.column) for f in fields)
+    if connection.vendor == "postgresql":
+        return f"COPY {table} ({columns}) FROM STDIN", [f.attname for f in fields]
     placeholders = ", ".join(["%s"] * len(fields))
-    return f"INSERT INTO {qn(RequestLog._meta.db_table)} ({columns}) VALUES ({placeholders})", [f.attname for f in fields]
+    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", [f.attname for f in fields]
+
+
+def _insert(cursor: Any, sql: str, params: list[list[Any]]) -> None:
+    """Add the rows. PostgreSQL's COPY costs ~5 us of Python and ~15 us of the server per row where an
+    INSERT per row (executemany) cost ~17 and ~45: under load the log was a third of the machine's CPU.
+    Its errors are Django's, as executemany's are (a refused value is a DataError)."""
+    if not sql.startswith("COPY "):
+        cursor.executemany(sql, params)
+        return
+    with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        for values in params:
+            copy.write_row(values)
 
 
 def _write(batch: list[dict[str, Any]]) -> None:
-    """One executemany per batch: bulk_create spent ~80 µs of Python per row, this a few. The batch's
+    """One statement per batch (bulk_create spent ~80 µs of Python per row, this a few). The batch's
     daily sums are added to UsageDaily in the same transaction, so a batch (or a chunk of one, when
     refused rows are isolated) is written with its aggregates or not at all."""
     from gateway.models import ApiToken, ProviderAccount
@@ -363,7 +378,7 @@ def _write(batch: list[dict[str, Any]]) -> None:
                 # A token or provider row held by someone else's open transaction must not stall the
                 # log: give up after a while, keep the rows, and retry (SQLite has its busy timeout).
                 cursor.execute(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")  # ms
-            cursor.executemany(sql, params)
+            _insert(cursor, sql, params)
             daily.add(cursor, daily.aggregate(batch))
         # One UPDATE per batch: the batch's latest time is close enough for "last used".
         if last_used:
