@@ -48,7 +48,8 @@ class DrainingServer(Server):
 
 
 class GatewayWorker(UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False}
+    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "gateway.edge.coalesce:CoalescingHttpToolsProtocol",
+                                     "access_log": False}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
