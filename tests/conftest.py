@@ -121,13 +121,16 @@ class LiveGateway:
 @pytest.fixture(scope="session")
 def _gateway_server(django_db_setup: None) -> Iterator[LiveGateway]:
     """Depends on the test database so that it stops (closing its connections) before the database goes."""
+    from gateway.edge.worker import GatewayWorker
     from proxy_site.asgi import application
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, lifespan="on", log_level="warning"))
+    # The production server's HTTP protocol (coalesced writes, disconnects told to the request).
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="on", log_level="warning",
+                                           http=GatewayWorker.CONFIG_KWARGS["http"]))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

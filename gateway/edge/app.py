@@ -25,7 +25,7 @@ from gateway import invalidation
 from gateway.access import stores
 from gateway.conf import gateway_settings
 from gateway.edge import cors
-from gateway.edge.http import Receive, Request, Response, Scope, Send, read_body
+from gateway.edge.http import DISCONNECT, Receive, Request, Response, Scope, Send, read_body
 from gateway.edge.shutdown import drain
 from gateway.edge.views import HotView
 from gateway.errors import (
@@ -182,7 +182,7 @@ class GatewayApp:
 
     async def serve(self, view: HotView, scope: Scope, receive: Receive, send: Send) -> None:
         """The error boundary of the hot path: whatever fails becomes one rendered error response."""
-        response = Response(send, "", receive)
+        response = Response(send, "", receive, scope.get("extensions", {}).get(DISCONNECT))
         response.error_style = view.error_style
         declared = b""
         for name, value in scope["headers"]:

@@ -73,15 +73,23 @@ class Request:
         return None
 
 
+# The scope extension a server (gateway/edge/protocol.py) tells a request its client left through: a set
+# of callbacks it calls when the connection is lost.
+DISCONNECT = "gateway.disconnect"
+
+
 class Response:
     """Sends one response over ASGI; a stream is started once and then written to.
 
     Every byte and header value it sends passes the redactor: no piece of a provider key leaves.
     """
 
-    def __init__(self, send: Send, request_id: str, receive: Receive | None = None) -> None:
+    def __init__(self, send: Send, request_id: str, receive: Receive | None = None,
+                 disconnects: set[Callable[[], None]] | None = None) -> None:
         self._send = send
         self._receive = receive
+        self._disconnects = disconnects  # the server's callbacks on a lost connection (gateway/edge/protocol.py)
+        self._watching = False
         self.request_id = request_id
         self.started = False
         self.extra_headers: dict[str, str] = {}  # CORS and HSTS, on whatever is sent
@@ -130,10 +138,17 @@ class Response:
         self._on_disconnect.append(callback)
 
     def watch_disconnect(self) -> None:
-        """Notice the client leaving from now on (once its body is read, the ASGI server's next
-        message is ``http.disconnect``, when the client closes the connection)."""
-        if self._receive is not None and self._watcher is None:
+        """Notice the client leaving from now on: told by the server (the scope's ``gateway.disconnect``
+        extension), else from ``receive()`` (once the body is read, the ASGI server's next message is
+        ``http.disconnect``, when the client closes the connection)."""
+        if self._watching:
+            return
+        if self._disconnects is not None:
+            self._disconnects.add(self._lost)
+            self._watching = True
+        elif self._receive is not None:
             self._watcher = asyncio.ensure_future(self._watch_disconnect())
+            self._watching = True
 
     def cancelled_on_disconnect(self) -> CancelledOnDisconnect:
         """``async with response.cancelled_on_disconnect():`` runs the block until the client leaves: then
@@ -144,6 +159,9 @@ class Response:
         assert self._receive is not None
         while (await self._receive())["type"] != "http.disconnect":
             pass
+        self._lost()
+
+    def _lost(self) -> None:
         self.disconnected = True
         for callback in self._on_disconnect:
             callback()
@@ -154,6 +172,8 @@ class Response:
         await self._send({"type": "http.response.body", "body": redaction.data(data), "more_body": True})
 
     def close(self) -> None:
+        if self._disconnects is not None:
+            self._disconnects.discard(self._lost)
         if self._watcher is not None:
             self._watcher.cancel()
 

@@ -48,7 +48,7 @@ class DrainingServer(Server):
 
 
 class GatewayWorker(UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "gateway.edge.coalesce:CoalescingHttpToolsProtocol",
+    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "gateway.edge.protocol:GatewayHttpProtocol",
                                      "access_log": False}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -1,12 +1,14 @@
-"""The production server's writes: what one turn of the event loop writes leaves in one send (an
-answer's headers and body together), nothing waits longer than that turn, a close sends what is
-kept and an abort drops it."""
+"""The production server's HTTP protocol: what one turn of the event loop writes leaves in one send
+(an answer's headers and body together), nothing waits longer than that turn, a close sends what is
+kept and an abort drops it; a client that leaves is told to the request at once, and a request that
+is over is no longer told."""
 
 from __future__ import annotations
 
 import asyncio
 
-from gateway.edge.coalesce import CoalescingTransport
+from gateway.edge.http import Response
+from gateway.edge.protocol import CoalescingTransport
 
 
 class RecordingTransport:
@@ -68,3 +70,16 @@ def test_everything_else_is_the_real_transports() -> None:
         return transport.get_extra_info("peername")
 
     assert asyncio.run(work()) == "info peername"
+
+
+def test_a_request_is_told_its_client_left_until_it_is_over() -> None:
+    async def send(message: dict) -> None:
+        pass
+
+    callbacks: set = set()
+    response = Response(send, "req_1", None, callbacks)
+    response.watch_disconnect()
+    response.watch_disconnect()  # (once)
+    assert len(callbacks) == 1
+    response.close()  # over: a later lost connection concerns the next request only
+    assert callbacks == set()
