@@ -70,8 +70,8 @@ class TokenLimits:
     ``aallow_request``, ``wait``): there it counts each request against the rpm limits only.
 
     A token without limits costs nothing here: no store call. One with limits costs one store
-    call before the upstream call (``check``) and one after the answer, off the client's path
-    (``settle``).
+    step before the upstream call (``check``) and one after the answer, off the client's path
+    (``settle``); the Redis store sends a settlement with a later take, so one call at most.
     """
 
     clock: ClassVar[Callable[[], float]] = staticmethod(time.time)  # the time source (tests move it)
