@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -28,9 +29,13 @@ def other_db(url: str) -> str:
     return f"redis://{options.get('host', 'localhost')}:{options.get('port', 6379)}/15"
 
 
-def proxied(url: str) -> TcpProxy:
-    options = parse_url(url)
-    return TcpProxy(options.get("host", "localhost"), options.get("port", 6379)).start()
+@pytest.fixture
+def proxy(redis_url: str) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the test Redis, to hang or cut."""
+    options = parse_url(redis_url)
+    proxy = TcpProxy(options.get("host", "localhost"), options.get("port", 6379)).start()
+    yield proxy
+    proxy.stop()
 
 
 def test_pipelined_calls_get_their_own_replies_in_order(redis_url: str) -> None:
@@ -99,9 +104,7 @@ def test_a_server_that_is_away_is_a_connection_error() -> None:
     asyncio.run(work())
 
 
-def test_a_hung_server_is_a_timeout_then_the_next_call_reconnects(redis_url: str) -> None:
-    proxy = proxied(redis_url)
-
+def test_a_hung_server_is_a_timeout_then_the_next_call_reconnects(proxy: TcpProxy) -> None:
     async def work() -> None:
         wire = RedisWire(f"redis://127.0.0.1:{proxy.port}/0", 0.3)
         try:
@@ -116,15 +119,10 @@ def test_a_hung_server_is_a_timeout_then_the_next_call_reconnects(redis_url: str
         finally:
             wire.close()
 
-    try:
-        asyncio.run(work())
-    finally:
-        proxy.stop()
+    asyncio.run(work())
 
 
-def test_a_dropped_connection_fails_its_calls_and_the_next_one_reconnects(redis_url: str) -> None:
-    proxy = proxied(redis_url)
-
+def test_a_dropped_connection_fails_its_calls_and_the_next_one_reconnects(proxy: TcpProxy) -> None:
     async def work() -> None:
         wire = RedisWire(f"redis://127.0.0.1:{proxy.port}/0", 2.0)
         try:
@@ -139,10 +137,7 @@ def test_a_dropped_connection_fails_its_calls_and_the_next_one_reconnects(redis_
         finally:
             wire.close()
 
-    try:
-        asyncio.run(work())
-    finally:
-        proxy.stop()
+    asyncio.run(work())
 
 
 def test_a_settlement_travels_with_the_next_take(redis_url: str, transactional_db: None) -> None:
