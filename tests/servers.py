@@ -33,6 +33,32 @@ def manage(env: Mapping[str, str], *args: str) -> str:
     return done.stdout
 
 
+def sqlite_gateway(tmp_path: Path, upstream_url: str, token_name: str, priced: bool = True,
+                   **settings: str) -> tuple[dict[str, str], str]:
+    """A fresh SQLite database for a served gateway: migrated, the fake OpenAI upstream behind
+    gpt-4o-mini (at gpt-4o-mini's prices unless ``priced`` is false) and one token; no Redis. The
+    environment (this one, with ``settings`` on top) and the token's secret."""
+    import os
+
+    from tests.conftest import UPSTREAM_KEY
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3", **settings}
+    env.pop("REDIS_URL", None)
+    prices = "    input_price_per_million: 0.15\n    output_price_per_million: 0.60\n" if priced else ""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "providers:\n"
+        f"  - {{name: fake-openai, kind: openai, base_url: '{upstream_url}', api_key: '${{FAKE_KEY}}'}}\n"
+        "models:\n"
+        "  - name: gpt-4o-mini\n"
+        "    deployments: [{provider: fake-openai, model: gpt-4o-mini}]\n" + prices
+    )
+    manage(env, "migrate", "--noinput")
+    manage({**env, "FAKE_KEY": UPSTREAM_KEY}, "gateway_apply", str(config))
+    token = manage(env, "gateway_token", "create", "--name", token_name).strip().splitlines()[-1]
+    return env, token
+
+
 class ServedGateway:
     """``gateway_serve --bind 127.0.0.1:<free port> --workers N [extra args]`` in the environment given.
 

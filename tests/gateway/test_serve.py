@@ -9,28 +9,13 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.conftest import UPSTREAM_KEY
-from tests.servers import ServedGateway, manage
+from tests.servers import ServedGateway, manage, sqlite_gateway
 
 
 @pytest.fixture
 def served_gateway(tmp_path: Path, fake_openai) -> Iterator[dict]:
     # Rows are flushed every 60 s here, so the ones we find were written by the graceful shutdown.
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3", "GATEWAY_LOG_FLUSH_SECONDS": "60"}
-    env.pop("REDIS_URL", None)
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        "providers:\n"
-        f"  - {{name: fake-openai, kind: openai, base_url: '{fake_openai.base_url}', api_key: '${{FAKE_KEY}}'}}\n"
-        "models:\n"
-        "  - name: gpt-4o-mini\n"
-        "    deployments: [{provider: fake-openai, model: gpt-4o-mini}]\n"
-        "    input_price_per_million: 0.15\n"
-        "    output_price_per_million: 0.60\n"
-    )
-    manage(env, "migrate", "--noinput")
-    manage({**env, "FAKE_KEY": UPSTREAM_KEY}, "gateway_apply", str(config))
-    token = manage(env, "gateway_token", "create", "--name", "served").strip().splitlines()[-1]
+    env, token = sqlite_gateway(tmp_path, fake_openai.base_url, "served", GATEWAY_LOG_FLUSH_SECONDS="60")
     with ServedGateway(env, workers=2, start_timeout=30) as served:
         yield {"url": served.url, "token": token, "env": env, "served": served}
 

@@ -5,7 +5,6 @@ received has its log row, exactly."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import threading
@@ -18,8 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import UPSTREAM_KEY
-from tests.servers import ServedGateway, manage
+from tests.servers import ServedGateway, sqlite_gateway
 
 GRACE = 3
 LONG_STREAMS = 4
@@ -28,20 +26,8 @@ SENDERS = 8
 
 @pytest.fixture
 def loaded_gateway(tmp_path: Path, fake_openai) -> Iterator[dict]:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3", "GATEWAY_GRACEFUL_TIMEOUT": str(GRACE),
-           "GATEWAY_LOG_SPOOL_PATH": str(tmp_path / "spool.jsonl")}
-    env.pop("REDIS_URL", None)
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        "providers:\n"
-        f"  - {{name: fake-openai, kind: openai, base_url: '{fake_openai.base_url}', api_key: '${{FAKE_KEY}}'}}\n"
-        "models:\n"
-        "  - name: gpt-4o-mini\n"
-        "    deployments: [{provider: fake-openai, model: gpt-4o-mini}]\n"
-    )
-    manage(env, "migrate", "--noinput")
-    manage({**env, "FAKE_KEY": UPSTREAM_KEY}, "gateway_apply", str(config))
-    token = manage(env, "gateway_token", "create", "--name", "load").strip().splitlines()[-1]
+    env, token = sqlite_gateway(tmp_path, fake_openai.base_url, "load", priced=False,
+                                GATEWAY_GRACEFUL_TIMEOUT=str(GRACE), GATEWAY_LOG_SPOOL_PATH=str(tmp_path / "spool.jsonl"))
     with ServedGateway(env, workers=2) as served:
         fake_openai.event_delay = 0.05  # a stream of n words lasts about n * 50 ms
         yield {"url": served.url, "port": served.port, "token": token, "env": env, "served": served,

@@ -17,7 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.conftest import UPSTREAM_KEY
 from tests.gateway.usage.metrics_scrape import METRICS_TOKEN, scrape, value
-from tests.servers import ServedGateway, manage
+from tests.servers import ServedGateway, sqlite_gateway
 
 WORKERS = 2
 
@@ -25,26 +25,12 @@ WORKERS = 2
 @pytest.fixture
 def metered_gateway(tmp_path: Path, fake_openai) -> Iterator[dict]:
     metrics_dir = tmp_path / "metrics"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.sqlite3", "GATEWAY_METRICS": "true",
-           "GATEWAY_METRICS_TOKEN": METRICS_TOKEN, "GATEWAY_METRICS_DIR": str(metrics_dir),
-           "GATEWAY_LOG_FORMAT": "json"}
-    env.pop("REDIS_URL", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier server")  # emptied at start
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        "providers:\n"
-        f"  - {{name: fake-openai, kind: openai, base_url: '{fake_openai.base_url}', api_key: '${{FAKE_KEY}}'}}\n"
-        "models:\n"
-        "  - name: gpt-4o-mini\n"
-        "    deployments: [{provider: fake-openai, model: gpt-4o-mini}]\n"
-        "    input_price_per_million: 0.15\n"
-        "    output_price_per_million: 0.60\n"
-    )
-    manage(env, "migrate", "--noinput")
-    manage({**env, "FAKE_KEY": UPSTREAM_KEY}, "gateway_apply", str(config))
-    token = manage(env, "gateway_token", "create", "--name", "metered").strip().splitlines()[-1]
+    env, token = sqlite_gateway(tmp_path, fake_openai.base_url, "metered", GATEWAY_METRICS="true",
+                                GATEWAY_METRICS_TOKEN=METRICS_TOKEN, GATEWAY_METRICS_DIR=str(metrics_dir),
+                                GATEWAY_LOG_FORMAT="json")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with ServedGateway(env, workers=WORKERS, start_timeout=30) as served:
         yield {"url": served.url, "token": token, "served": served, "dir": metrics_dir}
 
