@@ -139,9 +139,14 @@ class RedisWire:
     async def _send(self, protocol: _Protocol, args: tuple[bytes | str | int, ...]) -> Any:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        protocol.waiting.append(future)
         assert protocol.transport is not None
-        protocol.transport.write(hiredis.pack_command(args))
+        try:
+            protocol.transport.write(hiredis.pack_command(args))
+        except (RuntimeError, OSError) as exc:  # closed by the server before connection_lost came (uvloop raises)
+            error = redis.ConnectionError(f"Connection to Redis lost: {exc}")
+            protocol.fail(error)
+            raise error from exc
+        protocol.waiting.append(future)
         timer = loop.call_later(self.timeout, _expire, protocol, future, self.timeout)
         try:
             return await future

@@ -13,7 +13,7 @@ import pytest
 import redis
 from redis.connection import parse_url
 
-from gateway.access import redis_store
+from gateway.access import redis_store, redis_wire
 from gateway.access.limits import Counter, Limits
 from gateway.access.redis_store import RedisStore
 from gateway.access.redis_wire import RedisWire
@@ -215,3 +215,23 @@ def test_the_urls_user_and_password_are_sent(redis_url: str) -> None:
     finally:
         admin.acl_deluser("gw-wire-test")
         admin.close()
+
+
+def test_a_connection_closed_before_it_was_told_is_a_connection_error() -> None:
+    class ClosedTransport:  # uvloop's, once the server closed it and before connection_lost has run
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed")
+
+        def abort(self) -> None:
+            pass
+
+    async def work() -> None:
+        wire = RedisWire("redis://127.0.0.1:1/0", 2.0)
+        protocol = redis_wire._Protocol()
+        protocol.connection_made(ClosedTransport())  # type: ignore[arg-type]
+        wire._protocol = protocol
+        with pytest.raises(redis.ConnectionError, match="lost"):
+            await wire.call("PING")
+        assert protocol.lost is not None  # the next call opens a new connection
+
+    asyncio.run(work())
