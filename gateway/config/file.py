@@ -160,8 +160,11 @@ class _Checker:
                 for error in errors:
                     option = (error.params or {}).get("option")
                     where = f"{path}.{name}.{option}" if option else f"{path}.{name}"
-                    line = f"{where}: {' '.join(error.messages)}"
-                    (self.notes if error.code in tolerate else self.problems).append(line)
+                    if error.code in tolerate:  # (printed at a first start: say which row it is)
+                        self.notes.append(f"{instance._meta.verbose_name} {getattr(instance, 'name', '')!r} "
+                                          f"({where}): {' '.join(error.messages)}")
+                    else:
+                        self.problems.append(f"{where}: {' '.join(error.messages)}")
 
 
 def _limits(check: _Checker, path: str, item: dict[str, Any], row: Team | ApiToken, counts: tuple[str, ...]) -> None:

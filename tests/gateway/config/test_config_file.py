@@ -206,5 +206,5 @@ def test_the_shipped_defaults_may_leave_a_required_option_for_the_admin(tmp_path
     call_command("gateway_apply", "--defaults", stdout=out)  # (no CLOUDFLARE_ACCOUNT_ID in the environment)
     cloudflare = ProviderAccount.objects.get(name="cloudflare")
     assert not cloudflare.is_configured
-    assert "providers[0].options.account_id: Account ID (account_id) is required" in out.getvalue()
+    assert "provider account 'cloudflare' (providers[0].options.account_id): Account ID (account_id) is required" in out.getvalue()
     assert "Not configured yet" in out.getvalue()

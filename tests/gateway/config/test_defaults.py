@@ -87,7 +87,7 @@ def test_gateway_serve_loads_the_defaults_into_an_empty_database_only(monkeypatc
     first = serve(monkeypatch)
     assert "First start: loaded the default registry" in first and "Add a provider API key" in first
     # the Cloudflare account waits for its account id (CLOUDFLARE_ACCOUNT_ID was not set): said, not refused
-    assert "Not configured yet (set it in the admin): providers[0].options.account_id: Account ID" in first
+    assert "Not configured yet (set it in the admin): provider account 'cloudflare' (providers[0].options.account_id): Account ID" in first
     assert ModelEntry.objects.filter(is_default=True).get().name == "@cf/meta/llama-4-scout-17b-16e-instruct"
     ModelEntry.objects.filter(name="gpt-4").delete()
     assert "First start" not in serve(monkeypatch)
