@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
-from django.utils import timezone
 
 from gateway.access.limits import BUDGET, Adjustments, Counter, Outcome, Store, units
 from gateway.conf import gateway_settings
+from gateway.usage import daily
 
 CLEAN_EVERY = 60.0
 T = TypeVar("T")
@@ -42,8 +42,7 @@ def logged_spend(counter: Counter) -> int:
 
     rows = UsageDaily.objects.filter(**{counter.limits.column: counter.limits.id})
     if counter.since is not None:
-        start = datetime.fromtimestamp(counter.since, UTC).astimezone(timezone.get_default_timezone())
-        rows = rows.filter(day__gte=start.date())
+        rows = rows.filter(day__gte=daily.day_of(datetime.fromtimestamp(counter.since, UTC)))
     return units(rows.aggregate(spent=Sum("cost"))["spent"] or Decimal(0))
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 
 from gateway.access.database_store import logged_spend
@@ -120,7 +119,6 @@ class _Loop:
     """A store's connection on one event loop, and the calls waiting for the next script call."""
 
     wire: RedisWire
-    client: Any = None  # redis-py's client, for renew and peek (made when first needed)
     takes: list[tuple[Sequence[Counter], str, list[str], asyncio.Future]] = field(default_factory=list)
     settles: list[tuple[list[str], list[str], asyncio.Future]] = field(default_factory=list)
     flushing: bool = False
@@ -146,12 +144,6 @@ class RedisStore(Store):
         if state is None:
             state = self._loops[loop] = _Loop(RedisWire(self.url, TIMEOUT))
         return state
-
-    def _client(self) -> Any:
-        state = self._state()
-        if state.client is None:
-            state.client = aioredis.Redis.from_url(self.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
-        return state.client
 
     @staticmethod
     def _args(counters: Sequence[Counter], holder: str, now: float, seeds: dict[int, int]) -> list[str]:
@@ -263,24 +255,19 @@ class RedisStore(Store):
         await future
 
     async def renew(self, slots: Sequence[tuple[str, str]], until: float) -> None:
-        client = self._client()
-        async with client.pipeline(transaction=False) as pipe:
-            for key, holder in slots:
-                pipe.zadd(key, {holder: _ms(until)}, xx=True)
-                pipe.pexpireat(key, _ms(until) + SLOT_SET_MARGIN_MS)
-            await pipe.execute()
+        wire = self._state().wire  # (the calls are pipelined on the one connection)
+        await asyncio.gather(*(call for key, holder in slots for call in (
+            wire.call("ZADD", key, "XX", _ms(until), holder),
+            wire.call("PEXPIREAT", key, _ms(until) + SLOT_SET_MARGIN_MS))))
 
     async def peek(self, counters: Sequence[Counter], now: float) -> list[int]:
-        client = self._client()
-        values = await client.mget([counter.key for counter in counters])
+        values = await self._state().wire.call("MGET", *(counter.key for counter in counters))
         return [int(value) if value is not None else 0 for value in values]
 
     async def close(self) -> None:
-        """Close this event loop's client (the process's clients otherwise live as long as their loops)."""
+        """Close this event loop's connection (the process's connections otherwise live as long as their loops)."""
         state = self._loops.pop(asyncio.get_running_loop(), None)
         if state is not None:
             if state.timer is not None:
                 state.timer.cancel()
             state.wire.close()
-            if state.client is not None:
-                await state.client.aclose()
